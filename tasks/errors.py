@@ -1,0 +1,55 @@
+"""Exceptions raised by quart-taskqueue. All derive from :class:`TasksError`."""
+
+from __future__ import annotations
+
+
+class TasksError(Exception):
+    """Base class of every error this package raises."""
+
+
+class ConfigurationError(TasksError):
+    """A configuration value is missing or invalid."""
+
+
+class UnknownTaskError(TasksError):
+    """A task name is not registered (or not allowed from where it was asked)."""
+
+
+class InvalidArgumentsError(TasksError):
+    """Task arguments do not bind to the task's signature or are not JSON."""
+
+
+class PayloadError(InvalidArgumentsError):
+    """A value cannot be stored as JSON."""
+
+
+class NotAcceptingError(TasksError):
+    """Enqueues are refused because the task system is starting or draining."""
+
+
+class QueueFullError(TasksError):
+    """The bounded backlog (``TASKS_MAX_QUEUED``) is full."""
+
+
+class StoreUnavailableError(TasksError):
+    """The task store cannot be opened or written; nothing was half-written."""
+
+
+class TaskNotFoundError(TasksError):
+    """No task has the given id."""
+
+
+class InvalidStateError(TasksError):
+    """The operation does not apply to the task in its current state."""
+
+
+class TaskFailedError(TasksError):
+    """Raised by :meth:`TaskHandle.result` when the task ended without a result."""
+
+
+class TaskTimeoutError(TasksError):
+    """A task ran past its ``timeout``."""
+
+
+class WorkerLostError(TasksError):
+    """The process running a task died before the task finished."""

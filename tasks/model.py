@@ -1,0 +1,174 @@
+"""The task record and the values stored with it."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class State(StrEnum):
+    """Where a task is in its life."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATES = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED})
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Progress a task reported: ``current`` of ``total`` with an optional message."""
+
+    current: float = 0
+    total: float | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """Why a task failed: the exception's type, message and formatted traceback."""
+
+    type: str
+    message: str
+    traceback: str | None = None
+
+
+@dataclass(slots=True)
+class NewTask:
+    """A task about to be inserted; arguments are already encoded as JSON text."""
+
+    id: str
+    name: str
+    queue: str
+    args_json: str
+    kwargs_json: str
+    priority: int
+    max_attempts: int
+    run_at: float
+    created_at: float
+    idempotency_key: str | None = None
+
+
+@dataclass(slots=True)
+class TaskRecord:
+    """A task as stored: the source of truth for its state."""
+
+    id: str
+    name: str
+    queue: str
+    state: State
+    args: list[Any]
+    kwargs: dict[str, Any]
+    priority: int
+    attempts: int
+    max_attempts: int
+    run_at: float
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    progress: Progress = field(default_factory=Progress)
+    result: Any = None
+    error: ErrorInfo | None = None
+    idempotency_key: str | None = None
+    lease_owner: str | None = None
+    lease_expires_at: float | None = None
+    version: int = 1
+
+    @property
+    def done(self) -> bool:
+        """True once the task reached a terminal state."""
+        return self.state in TERMINAL_STATES
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (timestamps as ISO 8601 UTC strings)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "queue": self.queue,
+            "state": self.state.value,
+            "args": self.args,
+            "kwargs": self.kwargs,
+            "priority": self.priority,
+            "attempts": self.attempts,
+            "max_attempts": self.max_attempts,
+            "progress": {
+                "current": self.progress.current,
+                "total": self.progress.total,
+                "message": self.progress.message,
+            },
+            "result": self.result,
+            "error": None
+            if self.error is None
+            else {
+                "type": self.error.type,
+                "message": self.error.message,
+                "traceback": self.error.traceback,
+            },
+            "idempotency_key": self.idempotency_key,
+            "run_at": iso(self.run_at),
+            "created_at": iso(self.created_at),
+            "started_at": iso(self.started_at),
+            "finished_at": iso(self.finished_at),
+            "version": self.version,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """A state change that ends one run of a task.
+
+    ``state`` is SUCCEEDED, FAILED or QUEUED (a retry when ``run_at`` is set, a
+    release that gives the attempt back when ``refund`` is true).
+    """
+
+    task_id: str
+    owner: str
+    state: State
+    result_json: str | None = None
+    error: ErrorInfo | None = None
+    run_at: float | None = None
+    refund: bool = False
+    progress: Progress | None = None
+
+
+def iso(ts: float | None) -> str | None:
+    """Format a Unix timestamp as ISO 8601 UTC, or pass None through."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
+
+
+class _IdGenerator:
+    """Time-ordered ids: 12 hex digits of milliseconds, then 20 of counter/random.
+
+    Ids sort by creation time, which gives newest-first keyset paging for free.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = 0
+        self._seq = 0
+
+    def __call__(self) -> str:
+        with self._lock:
+            ms = time.time_ns() // 1_000_000
+            if ms <= self._last_ms:
+                ms = self._last_ms
+                self._seq += 1
+            else:
+                self._last_ms = ms
+                self._seq = int.from_bytes(os.urandom(6), "big") >> 8
+            tail = (self._seq << 40) | int.from_bytes(os.urandom(5), "big")
+            return f"{ms:012x}{tail & ((1 << 80) - 1):020x}"
+
+
+new_id = _IdGenerator()

@@ -1,0 +1,135 @@
+"""The contract every task store backend fulfils.
+
+A backend owns all SQL and connection handling; nothing outside its module
+knows which database it talks to. Every method that changes state does so
+atomically: it either commits completely or raises and leaves nothing behind.
+Concurrent calls may be merged into one transaction (group commit), but each
+call returns only after its own change is committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from tasks.model import Finish, NewTask, Progress, State, TaskRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Inserted:
+    """Outcome of one insert: the task's id and whether a new row was written.
+
+    ``created`` is false when an idempotency key matched an existing task, whose
+    id is returned instead.
+    """
+
+    id: str
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a newest-first listing; ``next_cursor`` is None on the last page."""
+
+    tasks: list[TaskRecord]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reclaimed:
+    """Tasks whose lease expired: put back in the queue, or failed (attempts used up)."""
+
+    requeued: list[str]
+    failed: list[str]
+
+
+class Store(Protocol):
+    """A durable home for tasks. See the module docstring for the guarantees."""
+
+    url: str
+
+    async def open(self) -> None:
+        """Connect, apply pending migrations, and get ready for use."""
+
+    async def close(self) -> None:
+        """Flush pending writes and close every connection."""
+
+    def on_new_work(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when another process signals new or due work.
+
+        Backends without cross-process notification (SQLite) never call it; the
+        dispatcher then finds other processes' tasks by polling.
+        """
+
+    async def insert(self, tasks: Sequence[NewTask]) -> list[Inserted]:
+        """Insert tasks in one transaction; return one :class:`Inserted` per task, in order."""
+
+    async def claim(
+        self, owner: str, queues: Sequence[str], limit: int, lease_seconds: float
+    ) -> list[TaskRecord]:
+        """Atomically move up to ``limit`` due queued tasks to running for ``owner``.
+
+        Order: highest priority first, then earliest ``run_at``. Each claimed task
+        gets ``attempts + 1``, ``started_at`` and a lease expiring after
+        ``lease_seconds``.
+        """
+
+    async def finish(self, changes: Sequence[Finish]) -> list[bool]:
+        """Apply end-of-run state changes; each applies only while ``owner`` holds it.
+
+        Returns, per change, whether it applied (false: the task was cancelled or
+        reclaimed meanwhile).
+        """
+
+    async def set_progress(self, task_id: str, owner: str, progress: Progress) -> None:
+        """Record progress of a running task held by ``owner``."""
+
+    async def renew_leases(
+        self, owner: str, task_ids: Sequence[str], lease_seconds: float
+    ) -> set[str]:
+        """Extend the leases ``owner`` holds; return the ids that are no longer its own."""
+
+    async def release(self, owner: str, task_ids: Sequence[str]) -> int:
+        """Put tasks held by ``owner`` back to queued and give back their attempt."""
+
+    async def reclaim_expired(self, error_message: str) -> Reclaimed:
+        """Requeue running tasks whose lease expired, or fail those out of attempts."""
+
+    async def cancel(self, task_id: str) -> TaskRecord | None:
+        """Cancel a queued or running task; None if it does not exist.
+
+        The returned record shows the state after the call, so a caller can tell
+        an applied cancel (CANCELLED) from a task that had already finished.
+        """
+
+    async def retry(self, task_id: str) -> TaskRecord | None:
+        """Queue a failed or cancelled task again with fresh attempts; None if absent."""
+
+    async def get(self, task_id: str) -> TaskRecord | None:
+        """The task with this id, or None."""
+
+    async def get_many(self, task_ids: Sequence[str]) -> list[TaskRecord]:
+        """The tasks with these ids that exist, in no particular order."""
+
+    async def list(
+        self,
+        *,
+        state: State | None = None,
+        name: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """Tasks newest first, filtered; ``cursor`` is a previous page's ``next_cursor``."""
+
+    async def count_by_state(self) -> dict[State, int]:
+        """How many tasks are in each state (every state present, zero included)."""
+
+    async def count_by_name(self) -> dict[str, dict[State, int]]:
+        """Per task name, how many tasks are in each state."""
+
+    async def count_queued(self) -> int:
+        """How many tasks wait in the queue (for the bounded backlog)."""
+
+    async def purge_finished(self, finished_before: float, limit: int) -> int:
+        """Delete up to ``limit`` terminal tasks finished before the given time."""

@@ -1,0 +1,92 @@
+"""Group commit: many concurrent writes share one transaction.
+
+Callers submit a request and wait for its future. One writer coroutine takes
+everything pending, hands it to the backend to run in a single transaction,
+then answers every caller. While a transaction is in flight new requests
+collect, so the batch size grows with the load and nobody waits for a timer.
+If the transaction fails, every request in it fails with the same error and
+none of them is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("tasks.store")
+
+
+@dataclass(slots=True)
+class WriteRequest:
+    """One caller's write: a kind the backend knows, its payload, and its answer."""
+
+    kind: str
+    payload: Any
+    future: asyncio.Future[Any] = field(repr=False)
+
+
+BatchRunner = Callable[[Sequence[WriteRequest]], Awaitable[list[Any]]]
+
+
+class GroupCommit:
+    """Runs submitted writes in shared transactions through ``run_batch``.
+
+    ``run_batch`` gets the requests of one batch and returns one result per
+    request, in order; it must commit all of them or raise.
+    """
+
+    def __init__(self, run_batch: BatchRunner, *, max_batch: int = 2000) -> None:
+        self._run_batch = run_batch
+        self._max_batch = max_batch
+        self._pending: list[WriteRequest] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def start(self) -> None:
+        """Start the writer coroutine on the running loop."""
+        self._task = asyncio.create_task(self._writer(), name="tasks-group-commit")
+
+    async def submit(self, kind: str, payload: Any) -> Any:
+        """Queue a write and wait until the transaction holding it has committed."""
+        if self._closing or self._task is None:
+            raise RuntimeError("the task store is closed")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append(WriteRequest(kind, payload, future))
+        self._wake.set()
+        return await future
+
+    async def close(self) -> None:
+        """Commit what is pending, then stop the writer."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+
+    async def _writer(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                await self._commit(batch)
+            if self._closing:
+                return
+
+    async def _commit(self, batch: list[WriteRequest]) -> None:
+        try:
+            results = await self._run_batch(batch)
+        except Exception as exc:
+            log.debug("batch of %d writes failed: %r", len(batch), exc)
+            for request in batch:
+                if not request.future.done():
+                    request.future.set_exception(exc)
+            return
+        for request, result in zip(batch, results, strict=True):
+            if not request.future.done():
+                request.future.set_result(result)
