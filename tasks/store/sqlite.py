@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -125,9 +125,7 @@ def record_from_row(row: Sequence[Any]) -> TaskRecord:
 class SQLiteStore:
     """Tasks in one SQLite file. See :class:`tasks.store.base.Store` for the contract."""
 
-    def __init__(
-        self, url: str, *, busy_timeout: float = 5.0, synchronous: str = "NORMAL"
-    ) -> None:
+    def __init__(self, url: str, *, busy_timeout: float = 5.0, synchronous: str = "NORMAL") -> None:
         self.url = url
         self.path = sqlite_path(url)
         self.busy_timeout = busy_timeout
@@ -142,11 +140,7 @@ class SQLiteStore:
 
     async def open(self) -> None:
         """Open both connections, switch to WAL and apply migrations."""
-        parent = Path(self.path).resolve().parent
-        if not parent.is_dir():
-            raise StoreUnavailableError(
-                f"cannot open task database {self.path}: directory {parent} does not exist"
-            )
+        _check_directory(self.path)
         try:
             self._writer = await self._connect()
             await self._writer.execute("PRAGMA journal_mode=WAL")
@@ -603,6 +597,14 @@ class SQLiteStore:
         """Backlog size; see :meth:`Store.count_queued`."""
         rows = await self._read("SELECT COUNT(*) FROM tasks WHERE state = 'queued'")
         return int(rows[0][0])
+
+
+def _check_directory(path: str) -> None:
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise StoreUnavailableError(
+            f"cannot open task database {path}: directory {parent} does not exist"
+        )
 
 
 def _marks(values: Sequence[Any]) -> str:

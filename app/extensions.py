@@ -1,0 +1,5 @@
+"""Extension instances shared by the reference app's modules."""
+
+from tasks import Tasks
+
+tasks = Tasks()

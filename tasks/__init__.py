@@ -1,0 +1,51 @@
+"""quart-taskqueue: durable background tasks for Quart apps served by Hypercorn."""
+
+from tasks.context import TaskContext, current_task
+from tasks.errors import (
+    ConfigurationError,
+    InvalidArgumentsError,
+    InvalidStateError,
+    NotAcceptingError,
+    PayloadError,
+    QueueFullError,
+    StoreUnavailableError,
+    TaskFailedError,
+    TaskNotFoundError,
+    TasksError,
+    TaskTimeoutError,
+    UnknownTaskError,
+    WorkerLostError,
+)
+from tasks.events import TaskEvent
+from tasks.extension import Tasks
+from tasks.handle import TaskHandle
+from tasks.model import ErrorInfo, Progress, State, TaskRecord
+from tasks.registry import EnqueueOptions, Task, TaskCall
+
+__all__ = [
+    "ConfigurationError",
+    "EnqueueOptions",
+    "ErrorInfo",
+    "InvalidArgumentsError",
+    "InvalidStateError",
+    "NotAcceptingError",
+    "PayloadError",
+    "Progress",
+    "QueueFullError",
+    "State",
+    "StoreUnavailableError",
+    "Task",
+    "TaskCall",
+    "TaskContext",
+    "TaskEvent",
+    "TaskFailedError",
+    "TaskHandle",
+    "TaskNotFoundError",
+    "TaskRecord",
+    "TaskTimeoutError",
+    "Tasks",
+    "TasksError",
+    "UnknownTaskError",
+    "WorkerLostError",
+    "current_task",
+]

@@ -1,0 +1,170 @@
+"""The dispatcher: claims tasks from the store into a bounded queue that N workers drain.
+
+store --claim (batch, up to the free slots)--> asyncio.Queue --> worker coroutines
+
+A local enqueue wakes the claimer at once; work written by other processes is
+found by polling with an interval that starts short and doubles up to
+``TASKS_POLL_INTERVAL`` while nothing turns up (or by the backend's own
+notifications, where it has them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from tasks.execution import Execution, run_execution
+from tasks.model import TaskRecord
+
+if TYPE_CHECKING:
+    from tasks.runtime import Runtime
+
+log = logging.getLogger("tasks")
+
+_MIN_POLL = 0.02
+
+
+class Dispatcher:
+    """Claims and runs tasks for one process; :meth:`drain` stops it safely."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._rt = runtime
+        self._size = runtime.config.concurrency
+        self._buffer: asyncio.Queue[TaskRecord] = asyncio.Queue(self._size)
+        self.running: dict[str, Execution] = {}
+        self._wake = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._claimer: asyncio.Task[None] | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self._timers: set[asyncio.TimerHandle] = set()
+
+    @property
+    def claimed_ids(self) -> list[str]:
+        """Every task this process holds a lease on: waiting in the buffer or running."""
+        waiting = [r.id for r in self._buffer._queue]  # type: ignore[attr-defined]
+        return [*waiting, *self.running]
+
+    def start(self) -> None:
+        """Start the claimer and the worker coroutines."""
+        self._claimer = asyncio.create_task(self._claim_loop(), name="tasks-claimer")
+        self._workers = [
+            asyncio.create_task(self._worker(), name=f"tasks-worker-{n}") for n in range(self._size)
+        ]
+
+    def wake(self) -> None:
+        """Look for work now (a task was enqueued or became due)."""
+        self._wake.set()
+
+    def wake_at(self, when: float) -> None:
+        """Look for work at Unix time ``when`` (a delayed task or a retry)."""
+        delay = when - time.time()
+        if delay <= 0:
+            self.wake()
+            return
+
+        def fire() -> None:
+            self._timers.discard(handle)
+            self.wake()
+
+        handle = asyncio.get_running_loop().call_later(delay, fire)
+        self._timers.add(handle)
+
+    def cancel_local(self, task_id: str, reason: str = "cancelled") -> bool:
+        """Cancel the run of ``task_id`` if it runs here; True if it did."""
+        execution = self.running.get(task_id)
+        if execution is None:
+            return False
+        execution.cancel("lost" if reason == "lost" else "cancelled")
+        return True
+
+    async def _claim_loop(self) -> None:
+        interval = _MIN_POLL
+        look = True
+        config = self._rt.config
+        while True:
+            if not look:
+                try:
+                    async with asyncio.timeout(interval):
+                        await self._wake.wait()
+                    interval = _MIN_POLL
+                except TimeoutError:
+                    interval = min(interval * 2, config.poll_interval)
+            free = self._size - self._buffer.qsize() - len(self.running)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                look = True
+                continue
+            self._wake.clear()
+            try:
+                records = await self._rt.store.claim(
+                    self._rt.owner, config.queues, free, config.lease_seconds
+                )
+            except Exception as exc:
+                log.warning("could not claim tasks: %s", exc)
+                records = []
+                interval = config.poll_interval
+            for record in records:
+                self._buffer.put_nowait(record)
+            look = len(records) == free
+            if records:
+                interval = _MIN_POLL
+
+    async def _worker(self) -> None:
+        while True:
+            record = await self._buffer.get()
+            execution = Execution(record)
+            self.running[record.id] = execution
+            execution.task = asyncio.create_task(run_execution(self._rt, execution))
+            execution.task.add_done_callback(functools.partial(self._finished, execution))
+            await asyncio.wait({execution.task})
+
+    def _finished(self, execution: Execution, _: object) -> None:
+        self.running.pop(execution.record.id, None)
+        self._slot_freed.set()
+        task = execution.task
+        if task is not None and not task.cancelled() and task.exception() is not None:
+            log.error("task runner crashed", exc_info=task.exception())
+
+    async def drain(self, timeout: float) -> None:
+        """Stop claiming, requeue what has not started, give running tasks ``timeout`` s.
+
+        Each step leaves the store consistent if the process is killed during
+        it: unstarted tasks go back in one short transaction first; a running
+        task that is cut short requeues itself as soon as it is cancelled;
+        whatever a kill interrupts keeps a lease that expires and is reclaimed.
+        """
+        for handle in self._timers:
+            handle.cancel()
+        for task in [self._claimer, *self._workers]:
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(
+            *(t for t in [self._claimer, *self._workers] if t), return_exceptions=True
+        )
+        unstarted = []
+        while not self._buffer.empty():
+            unstarted.append(self._buffer.get_nowait().id)
+        if unstarted:
+            try:
+                released = await self._rt.store.release(self._rt.owner, unstarted)
+                log.info("requeued %d claimed tasks that had not started", released)
+            except Exception as exc:
+                log.error("could not requeue unstarted tasks (their leases will expire): %s", exc)
+        running = {e.task for e in self.running.values() if e.task is not None}
+        if running:
+            log.info("waiting up to %.1f s for %d running tasks", timeout, len(running))
+            _, pending = await asyncio.wait(running, timeout=timeout)
+            if pending:
+                log.warning(
+                    "requeueing %d tasks still running at the shutdown deadline", len(pending)
+                )
+                for execution in list(self.running.values()):
+                    execution.cancel("shutdown")
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(5):
+                        await asyncio.wait(pending)

@@ -1,0 +1,272 @@
+"""Running one claimed task: pick its executor, apply its timeout, record its outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pebble import ProcessExpired
+
+from tasks.context import TaskContext, set_current
+from tasks.errors import TaskTimeoutError, UnknownTaskError, WorkerLostError
+from tasks.events import TaskEvent
+from tasks.model import ErrorInfo, Finish, Progress, State, TaskRecord
+from tasks.serialization import dumps
+
+if TYPE_CHECKING:
+    from tasks.registry import Task
+    from tasks.runtime import Runtime
+
+log = logging.getLogger("tasks")
+
+CancelReason = Literal["cancelled", "shutdown", "lost"]
+
+
+class _ChildError(Exception):
+    """An exception raised inside a pool process, carried back as text."""
+
+    def __init__(self, type_name: str, message: str, tb: str | None) -> None:
+        super().__init__(message)
+        self.type_name = type_name
+        self.tb = tb
+
+
+@dataclass(eq=False)
+class Execution:
+    """One run of a task in this process."""
+
+    record: TaskRecord
+    context: TaskContext | None = None
+    task: asyncio.Task[None] | None = None
+    cancel_reason: CancelReason | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def cancel(self, reason: CancelReason) -> None:
+        """Stop the run; ``reason`` decides what is written (see :func:`run_execution`)."""
+        if self.cancel_reason is None:
+            self.cancel_reason = reason
+        if self.context is not None:
+            self.context.mark_cancelled()
+        if self.task is not None:
+            self.task.cancel()
+
+
+class ProgressWriter:
+    """Throttles one task's progress writes: at most one per interval, last one kept."""
+
+    def __init__(self, runtime: Runtime, record: TaskRecord) -> None:
+        self._rt = runtime
+        self._record = record
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._latest: Progress | None = None
+        self._dirty = False
+        self._written_at = -1e9
+        self._timer: asyncio.TimerHandle | None = None
+        self._writes: set[asyncio.Task[None]] = set()
+
+    def report(self, progress: Progress) -> None:
+        """Accept a report from the loop, a pool thread or the process relay."""
+        if threading.get_ident() == self._loop_thread:
+            self._update(progress)
+        else:
+            self._loop.call_soon_threadsafe(self._update, progress)
+
+    def _update(self, progress: Progress) -> None:
+        self._latest = progress
+        self._dirty = True
+        if self._timer is not None:
+            return
+        delay = self._written_at + self._rt.config.progress_interval - self._loop.time()
+        if delay <= 0:
+            self._flush()
+        else:
+            self._timer = self._loop.call_later(delay, self._flush)
+
+    def _flush(self) -> None:
+        self._timer = None
+        if not self._dirty or self._latest is None:
+            return
+        self._dirty = False
+        self._written_at = self._loop.time()
+        write = asyncio.create_task(self._write(self._latest))
+        self._writes.add(write)
+        write.add_done_callback(self._writes.discard)
+
+    async def _write(self, progress: Progress) -> None:
+        try:
+            await self._rt.store.set_progress(self._record.id, self._rt.owner, progress)
+        except Exception as exc:
+            log.warning("could not record progress of task %s: %s", self._record.id, exc)
+            return
+        self._rt.bus.emit(TaskEvent("progress", self._record.id, self._record.name))
+
+    def close(self) -> Progress | None:
+        """Stop writing; return the last report if it was not written yet."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        return self._latest if self._dirty else None
+
+
+async def run_execution(rt: Runtime, execution: Execution) -> None:
+    """Run a claimed task to its end and commit the outcome.
+
+    On cancellation the reason decides the write: ``shutdown`` puts the task
+    back in the queue and gives the attempt back; ``cancelled`` and ``lost``
+    write nothing (the store already says cancelled, or another owner has it).
+    """
+    record = execution.record
+    writer = ProgressWriter(rt, record)
+    context = TaskContext(
+        record.id, record.name, record.attempts, record.max_attempts, writer.report
+    )
+    execution.context = context
+    task = rt.registry.get(record.name)
+    rt.bus.emit(TaskEvent("started", record.id, record.name, queue_wait=_queue_wait(record)))
+    try:
+        if task is None:
+            raise UnknownTaskError(f"task {record.name!r} is not registered in this process")
+        value = await _call(rt, task, record, context)
+        change = Finish(
+            record.id,
+            rt.owner,
+            State.SUCCEEDED,
+            result_json=value if task.executor == "process" else _encode(task, value),
+            progress=writer.close(),
+        )
+    except asyncio.CancelledError:
+        writer.close()
+        if execution.cancel_reason == "shutdown":
+            await _commit(rt, execution, Finish(record.id, rt.owner, State.QUEUED, refund=True))
+        elif execution.cancel_reason is None:
+            raise
+        return
+    except Exception as exc:
+        change = _failure(rt, task, record, exc, writer.close())
+    await _commit(rt, execution, change)
+
+
+async def _call(rt: Runtime, task: Task[..., Any], record: TaskRecord, context: TaskContext) -> Any:
+    args, kwargs = record.args, record.kwargs
+    if task.executor == "process":
+        future = rt.executors.run_in_process(
+            task.name, record.id, record.attempts, record.max_attempts, args, kwargs, task.timeout
+        )
+        try:
+            outcome = await asyncio.wrap_future(future)
+        except TimeoutError:
+            raise TaskTimeoutError(
+                f"task ran past its timeout of {task.timeout} s; its process was stopped"
+            ) from None
+        except ProcessExpired as exc:
+            raise WorkerLostError(f"the pool process died (exit code {exc.exitcode})") from None
+        status, first, second, third, progress = outcome
+        if progress is not None:
+            context.progress(progress.current, progress.total, progress.message)
+        if status == "error":
+            raise _ChildError(first or "Exception", second or "", third)
+        return first
+    async with rt.app.app_context():
+        set_current(context)
+        try:
+            if task.executor == "async":
+                try:
+                    async with asyncio.timeout(task.timeout):
+                        return await task.fn(*args, **kwargs)
+                except TimeoutError:
+                    context.mark_cancelled()
+                    raise TaskTimeoutError(
+                        f"task ran past its timeout of {task.timeout} s"
+                    ) from None
+            call = functools.partial(contextvars.copy_context().run, task.fn, *args, **kwargs)
+            running = asyncio.get_running_loop().run_in_executor(rt.executors.threads, call)
+            try:
+                done, _ = await asyncio.wait({running}, timeout=task.timeout)
+            except asyncio.CancelledError:
+                context.mark_cancelled()
+                raise
+            if not done:
+                context.mark_cancelled()
+                raise TaskTimeoutError(
+                    f"task ran past its timeout of {task.timeout} s (its thread cannot be"
+                    " killed and runs on until it returns or checks current_task().cancelled)"
+                )
+            return running.result()
+        finally:
+            set_current(None)
+
+
+def _encode(task: Task[..., Any], value: Any) -> str:
+    return dumps(value, f"the result of task {task.name}")
+
+
+def _queue_wait(record: TaskRecord) -> float | None:
+    if record.started_at is None:
+        return None
+    return max(0.0, record.started_at - record.run_at)
+
+
+def _failure(
+    rt: Runtime,
+    task: Task[..., Any] | None,
+    record: TaskRecord,
+    exc: Exception,
+    progress: Progress | None,
+) -> Finish:
+    if isinstance(exc, _ChildError):
+        error = ErrorInfo(exc.type_name, str(exc), exc.tb)
+    else:
+        error = ErrorInfo(type(exc).__qualname__, str(exc), traceback.format_exc())
+    retry = task is not None and record.attempts < record.max_attempts
+    log.error(
+        "task %s %s failed on attempt %d of %d%s: %s: %s",
+        record.name,
+        record.id,
+        record.attempts,
+        record.max_attempts,
+        ", will retry" if retry else "",
+        error.type,
+        error.message,
+        exc_info=not isinstance(exc, _ChildError),
+    )
+    if isinstance(exc, _ChildError) and exc.tb:
+        log.error("traceback from the pool process:\n%s", exc.tb)
+    if retry and task is not None:
+        run_at = time.time() + task.backoff(record.attempts)
+        return Finish(
+            record.id, rt.owner, State.QUEUED, error=error, run_at=run_at, progress=progress
+        )
+    return Finish(record.id, rt.owner, State.FAILED, error=error, progress=progress)
+
+
+async def _commit(rt: Runtime, execution: Execution, change: Finish) -> None:
+    record = execution.record
+    try:
+        [applied] = await rt.store.finish([change])
+    except Exception:
+        log.exception(
+            "could not record the outcome of task %s %s; its lease will expire and it will"
+            " run again",
+            record.name,
+            record.id,
+        )
+        return
+    if not applied:
+        return
+    kind = {
+        State.SUCCEEDED: "succeeded",
+        State.FAILED: "failed",
+        State.QUEUED: "released" if change.refund else "retried",
+    }[change.state]
+    run_time = time.monotonic() - execution.started
+    rt.bus.emit(TaskEvent(kind, record.id, record.name, run_time=run_time))  # type: ignore[arg-type]
+    if change.state == State.QUEUED and change.run_at is not None:
+        rt.wake_at(change.run_at)

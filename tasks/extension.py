@@ -1,0 +1,426 @@
+"""The Quart extension: task registration, enqueueing, and the serving lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from tasks.config import TasksConfig
+from tasks.dispatch import Dispatcher
+from tasks.errors import (
+    InvalidArgumentsError,
+    InvalidStateError,
+    NotAcceptingError,
+    QueueFullError,
+    StoreUnavailableError,
+    TaskNotFoundError,
+    UnknownTaskError,
+)
+from tasks.events import EventBus, Listener, TaskEvent
+from tasks.executors import Executors
+from tasks.handle import TaskHandle, wait_for_change
+from tasks.leases import keep_leases, reclaim_expired
+from tasks.model import NewTask, Progress, State, TaskRecord, new_id
+from tasks.registry import (
+    EnqueueOptions,
+    ExecutorName,
+    P,
+    R,
+    Task,
+    TaskCall,
+    TaskDecorator,
+    executor_for,
+)
+from tasks.retention import purge_forever
+from tasks.runtime import Runtime
+from tasks.serialization import dumps
+from tasks.store import Page, Store, create_store
+
+if TYPE_CHECKING:
+    from quart import Quart
+
+log = logging.getLogger("tasks")
+T = TypeVar("T")
+
+_WAIT_POLL = 0.5
+"""Seconds between store reads while waiting on a task another process may finish."""
+
+
+class Tasks:
+    """Durable background tasks for a Quart app.
+
+    Register tasks with :meth:`task`, bind to an app with :meth:`init_app`
+    (or ``Tasks(app)``). The store, pools and workers start with the app's
+    serving lifespan and drain when it stops. Settings come from keyword
+    arguments, then ``TASKS_*`` app config keys, then the environment (see
+    :class:`~tasks.config.TasksConfig`).
+    """
+
+    def __init__(self, app: Quart | None = None, **settings: Any) -> None:
+        self.registry: dict[str, Task[..., Any]] = {}
+        self._settings = settings
+        self._bus = EventBus()
+        self._runtime: Runtime | None = None
+        self.app: Quart | None = None
+        if app is not None:
+            self.init_app(app)
+
+    # -- registration --------------------------------------------------------
+
+    @overload
+    def task(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+    @overload
+    def task(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        executor: ExecutorName | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        http: bool = True,
+        retry_backoff: float = 1.0,
+        retry_backoff_max: float = 300.0,
+    ) -> TaskDecorator: ...
+
+    def task(
+        self,
+        fn: Callable[..., Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        executor: ExecutorName | None = None,
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        queue: str = "default",
+        priority: int = 0,
+        http: bool = True,
+        retry_backoff: float = 1.0,
+        retry_backoff_max: float = 300.0,
+    ) -> Any:
+        """Register a function as a task (``@tasks.task`` or ``@tasks.task(...)``).
+
+        Coroutine functions run on the app's event loop, plain functions in the
+        app's thread pool, ``executor="process"`` in its process pool.
+        ``max_attempts`` defaults to ``TASKS_DEFAULT_MAX_ATTEMPTS``; failed runs
+        are retried after an exponential backoff (``retry_backoff`` doubled per
+        attempt, capped at ``retry_backoff_max``, with jitter). ``timeout`` is
+        in seconds. ``http=False`` keeps the task off the HTTP API.
+        """
+        if max_attempts is not None and max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if timeout is not None and timeout <= 0:
+            raise ValueError("timeout must be positive")
+
+        def register(function: Callable[..., Any]) -> Task[..., Any]:
+            task_name = name or f"{function.__module__}.{function.__qualname__}"
+            if task_name in self.registry:
+                raise ValueError(f"a task named {task_name!r} is already registered")
+            task: Task[..., Any] = Task(
+                self,
+                function,
+                name=task_name,
+                executor=executor_for(function, executor),
+                max_attempts=max_attempts,
+                timeout=timeout,
+                queue=queue,
+                priority=priority,
+                http=http,
+                retry_backoff=retry_backoff,
+                retry_backoff_max=retry_backoff_max,
+            )
+            self.registry[task_name] = task
+            return task
+
+        return register if fn is None else register(fn)
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(event)`` for each task event committed by this process."""
+        self._bus.add_listener(listener)
+
+    # -- app binding and lifespan --------------------------------------------
+
+    def init_app(self, app: Quart) -> None:
+        """Bind to ``app``: start with its serving lifespan, drain when it stops."""
+        self.app = app
+        app.extensions["tasks"] = self
+        app.before_serving(self.startup)
+        app.after_serving(self.shutdown)
+
+    @property
+    def runtime(self) -> Runtime:
+        """The running system; raises NotAcceptingError when the app is not serving."""
+        if self._runtime is None:
+            raise NotAcceptingError("the task system is not running (the app is not serving)")
+        return self._runtime
+
+    @property
+    def config(self) -> TasksConfig:
+        """Resolved settings of the running system."""
+        return self.runtime.config
+
+    @property
+    def store(self) -> Store:
+        """The task store of the running system."""
+        return self.runtime.store
+
+    @property
+    def accepting(self) -> bool:
+        """True while enqueues are accepted (serving, not draining)."""
+        return self._runtime is not None and self._runtime.accepting
+
+    async def startup(self) -> None:
+        """Open the store, migrate, recover expired leases, start pools and workers."""
+        if self.app is None:
+            raise RuntimeError("Tasks.init_app(app) was not called")
+        if self._runtime is not None:
+            raise RuntimeError("this Tasks instance is already running")
+        app = self.app
+        config = TasksConfig.load(app.config, self._settings, instance_path=app.instance_path)
+        if not config.app_import:
+            config = _with_app_import(config, app)
+        store = create_store(
+            config.database_url,
+            sqlite_synchronous=config.sqlite_synchronous,
+            pool_size=config.pool_size,
+        )
+        try:
+            await store.open()
+        except StoreUnavailableError as exc:
+            log.critical("task store unavailable, cannot start: %s", exc)
+            raise
+        owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        executors = Executors(
+            config.thread_count,
+            config.process_count,
+            config.process_max_tasks,
+            config.app_import,
+            self._on_process_progress,
+        )
+        rt = Runtime(app, config, store, owner, self.registry, executors, self._bus)
+        self._runtime = rt
+        try:
+            if config.workers:
+                if any(t.executor == "process" for t in self.registry.values()):
+                    rt.executors.start_processes()
+                await reclaim_expired(rt)
+                rt.dispatcher = Dispatcher(rt)
+                rt.dispatcher.start()
+                store.on_new_work(rt.wake)
+                rt.background.append(asyncio.create_task(keep_leases(rt), name="tasks-leases"))
+            rt.background.append(asyncio.create_task(purge_forever(rt), name="tasks-retention"))
+        except BaseException:
+            self._runtime = None
+            await rt.executors.close()
+            await store.close()
+            raise
+        rt.accepting = True
+        log.info(
+            "tasks started: store %s, %d workers on queues %s",
+            _safe_url(config.database_url),
+            config.concurrency if config.workers else 0,
+            ",".join(config.queues),
+        )
+
+    async def shutdown(self) -> None:
+        """Refuse new enqueues, drain the workers, close pools and store."""
+        rt = self._runtime
+        if rt is None:
+            return
+        rt.accepting = False
+        try:
+            if rt.dispatcher is not None:
+                await rt.dispatcher.drain(rt.config.shutdown_timeout)
+            for task in rt.background:
+                task.cancel()
+            await asyncio.gather(*rt.background, return_exceptions=True)
+            await rt.executors.close()
+        finally:
+            await rt.store.close()
+            self._runtime = None
+            log.info("tasks stopped")
+
+    def _on_process_progress(self, task_id: str, progress: Progress) -> None:
+        rt = self._runtime
+        if rt is not None and rt.dispatcher is not None:
+            execution = rt.dispatcher.running.get(task_id)
+            if execution is not None and execution.context is not None:
+                execution.context.progress(progress.current, progress.total, progress.message)
+
+    # -- enqueueing ----------------------------------------------------------
+
+    def get_task(self, name: str) -> Task[..., Any]:
+        """The registered task called ``name``; raises UnknownTaskError."""
+        try:
+            return self.registry[name]
+        except KeyError:
+            raise UnknownTaskError(f"no task named {name!r} is registered") from None
+
+    async def enqueue(
+        self, name: str, /, *args: Any, _options: EnqueueOptions | None = None, **kwargs: Any
+    ) -> TaskHandle[Any]:
+        """Enqueue a registered task by name (untyped; prefer ``some_task.enqueue``)."""
+        task = self.get_task(name)
+        task.check_arguments(args, kwargs)
+        return await self.enqueue_call(TaskCall(task, args, kwargs, _options or EnqueueOptions()))
+
+    async def enqueue_call(self, call: TaskCall[T]) -> TaskHandle[T]:
+        """Enqueue one prepared call; returns after the row is committed."""
+        [handle] = await self.enqueue_many([call])
+        return handle
+
+    async def enqueue_many(self, calls: Iterable[TaskCall[Any]]) -> list[TaskHandle[Any]]:
+        """Enqueue several calls in one transaction; all are stored or none is."""
+        rt = self.runtime
+        if not rt.accepting:
+            raise NotAcceptingError("the task system is shutting down; try again later")
+        now = time.time()
+        rows = [self._new_task(rt, call, now) for call in calls]
+        if not rows:
+            return []
+        if rt.config.max_queued:
+            queued = await rt.store.count_queued()
+            if queued + len(rows) > rt.config.max_queued:
+                raise QueueFullError(
+                    f"the task queue is full ({queued} of {rt.config.max_queued} queued);"
+                    " try again later"
+                )
+        inserted = await rt.store.insert(rows)
+        earliest = min(row.run_at for row in rows)
+        if earliest <= now:
+            rt.wake()
+        for row in rows:
+            if row.run_at > now:
+                rt.wake_at(row.run_at)
+        handles = []
+        for row, result in zip(rows, inserted, strict=True):
+            if result.created:
+                self._bus.emit(TaskEvent("enqueued", row.id, row.name))
+            handles.append(TaskHandle[Any](self, result.id, created=result.created))
+        return handles
+
+    def _new_task(self, rt: Runtime, call: TaskCall[Any], now: float) -> NewTask:
+        task, options = call.task, call.options
+        if self.registry.get(task.name) is not task:
+            raise UnknownTaskError(f"task {task.name!r} is not registered with this Tasks")
+        run_at = now
+        if options.run_at is not None:
+            run_at = options.run_at
+        elif options.delay:
+            run_at = now + options.delay
+        max_attempts = options.max_attempts or task.max_attempts or rt.config.default_max_attempts
+        return NewTask(
+            id=new_id(),
+            name=task.name,
+            queue=options.queue or task.queue,
+            args_json=dumps(list(call.args), f"the arguments of task {task.name}"),
+            kwargs_json=dumps(call.kwargs, f"the keyword arguments of task {task.name}"),
+            priority=task.priority if options.priority is None else options.priority,
+            max_attempts=max_attempts,
+            run_at=run_at,
+            created_at=now,
+            idempotency_key=options.idempotency_key,
+        )
+
+    # -- inspection and control ----------------------------------------------
+
+    async def get(self, task_id: str) -> TaskRecord:
+        """The stored record of a task; raises TaskNotFoundError."""
+        record = await self.runtime.store.get(task_id)
+        if record is None:
+            raise TaskNotFoundError(f"no task with id {task_id!r}")
+        return record
+
+    async def list(
+        self,
+        *,
+        state: State | None = None,
+        name: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        """A page of tasks, newest first (see :meth:`Store.list`)."""
+        if not 1 <= limit <= 1000:
+            raise InvalidArgumentsError("limit must be between 1 and 1000")
+        return await self.runtime.store.list(state=state, name=name, limit=limit, cursor=cursor)
+
+    async def wait(self, task_id: str, timeout: float | None = None) -> TaskRecord:
+        """Wait until a task has finished; see :meth:`TaskHandle.wait`."""
+        async with asyncio.timeout(timeout):
+            with self._bus.watch(task_id) as changed:
+                while True:
+                    changed.clear()
+                    record = await self.get(task_id)
+                    if record.done:
+                        return record
+                    await wait_for_change(changed, _WAIT_POLL)
+
+    async def cancel(self, task_id: str) -> TaskRecord:
+        """Cancel a queued or running task; raises InvalidStateError if it had finished."""
+        rt = self.runtime
+        before = await self.get(task_id)
+        if before.done:
+            raise InvalidStateError(f"task {task_id} has already {before.state.value}")
+        record = await rt.store.cancel(task_id)
+        if record is None:
+            raise TaskNotFoundError(f"no task with id {task_id!r}")
+        if record.state != State.CANCELLED:
+            raise InvalidStateError(f"task {task_id} has already {record.state.value}")
+        if rt.dispatcher is not None:
+            rt.dispatcher.cancel_local(task_id)
+        self._bus.emit(TaskEvent("cancelled", task_id, record.name))
+        return record
+
+    async def retry(self, task_id: str) -> TaskRecord:
+        """Queue a failed or cancelled task again; raises InvalidStateError otherwise."""
+        rt = self.runtime
+        before = await self.get(task_id)
+        if before.state not in (State.FAILED, State.CANCELLED):
+            raise InvalidStateError(
+                f"only failed or cancelled tasks can be retried; task {task_id} is"
+                f" {before.state.value}"
+            )
+        record = await rt.store.retry(task_id)
+        if record is None or record.state != State.QUEUED:
+            raise InvalidStateError(f"task {task_id} could not be retried")
+        rt.wake()
+        self._bus.emit(TaskEvent("enqueued", task_id, record.name))
+        return record
+
+
+def _with_app_import(config: TasksConfig, app: Quart) -> TasksConfig:
+    """Find ``module:attribute`` naming ``app`` among loaded modules, for pool processes."""
+    from dataclasses import replace
+
+    for module_name, module in list(sys.modules.items()):
+        if module_name == "__main__" or module is None:
+            continue
+        for attribute in ("app", "application"):
+            if getattr(module, attribute, None) is app:
+                return replace(config, app_import=f"{module_name}:{attribute}")
+    return config
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url

@@ -1,0 +1,50 @@
+"""Leases: renew our own on a heartbeat, reclaim those of processes that died."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tasks.runtime import Runtime
+
+log = logging.getLogger("tasks")
+
+WORKER_LOST = "the process running this task died or lost its lease, and no attempts are left"
+
+
+async def reclaim_expired(rt: Runtime) -> None:
+    """Requeue (or fail, when out of attempts) tasks whose lease ran out."""
+    reclaimed = await rt.store.reclaim_expired(WORKER_LOST)
+    if reclaimed.requeued or reclaimed.failed:
+        log.warning(
+            "reclaimed tasks of lost workers: %d requeued, %d failed (out of attempts)",
+            len(reclaimed.requeued),
+            len(reclaimed.failed),
+        )
+        rt.wake()
+
+
+async def keep_leases(rt: Runtime) -> None:
+    """Heartbeat loop: one write renews every lease this process holds.
+
+    A task whose lease is no longer ours (cancelled elsewhere, or reclaimed
+    after a stall) is stopped here. Expired leases of other processes are
+    reclaimed on the same beat.
+    """
+    config = rt.config
+    while True:
+        await asyncio.sleep(config.heartbeat_seconds)
+        dispatcher = rt.dispatcher
+        try:
+            if dispatcher is not None:
+                lost = await rt.store.renew_leases(
+                    rt.owner, dispatcher.claimed_ids, config.lease_seconds
+                )
+                for task_id in lost:
+                    if dispatcher.cancel_local(task_id, "lost"):
+                        log.warning("stopped task %s: it was cancelled or reassigned", task_id)
+            await reclaim_expired(rt)
+        except Exception as exc:
+            log.warning("lease heartbeat failed (will retry): %s", exc)

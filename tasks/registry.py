@@ -1,0 +1,176 @@
+"""Registered tasks: the ``@tasks.task`` decorator's product and its options."""
+
+from __future__ import annotations
+
+import inspect
+import random
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
+
+from tasks.errors import InvalidArgumentsError
+
+if TYPE_CHECKING:
+    from tasks.handle import TaskHandle
+
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+ExecutorName = Literal["async", "thread", "process"]
+
+
+class Enqueuer(Protocol):
+    """What a :class:`Task` needs from the extension that owns it."""
+
+    async def enqueue_call(self, call: TaskCall[Any]) -> TaskHandle[Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueOptions:
+    """Per-enqueue settings; None means "use the task's default"."""
+
+    delay: float | None = None
+    run_at: float | None = None
+    priority: int | None = None
+    queue: str | None = None
+    max_attempts: int | None = None
+    idempotency_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.delay is not None and self.delay < 0:
+            raise InvalidArgumentsError(f"delay must not be negative, got {self.delay}")
+        if self.max_attempts is not None and self.max_attempts < 1:
+            raise InvalidArgumentsError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if self.idempotency_key is not None and not self.idempotency_key:
+            raise InvalidArgumentsError("idempotency_key must not be empty")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCall(Generic[R_co]):
+    """A task with arguments already checked against its signature, ready to enqueue."""
+
+    task: Task[..., R_co]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    options: EnqueueOptions = field(default_factory=EnqueueOptions)
+
+
+class Task(Generic[P, R]):
+    """A registered task. Call it to run the function directly; enqueue it to run later.
+
+    ``await task.enqueue(*args, **kwargs)`` stores the task and returns a
+    :class:`~tasks.handle.TaskHandle` once the row is committed. Arguments are
+    checked against the function's signature (by mypy, and at run time) and must
+    be JSON-serialisable.
+    """
+
+    def __init__(
+        self,
+        owner: Enqueuer,
+        fn: Callable[..., Any],
+        *,
+        name: str,
+        executor: ExecutorName,
+        max_attempts: int | None,
+        timeout: float | None,
+        queue: str,
+        priority: int,
+        http: bool,
+        retry_backoff: float,
+        retry_backoff_max: float,
+    ) -> None:
+        self.fn = fn
+        self.name = name
+        self.executor: ExecutorName = executor
+        self.max_attempts = max_attempts
+        self.timeout = timeout
+        self.queue = queue
+        self.priority = priority
+        self.http = http
+        self.retry_backoff = retry_backoff
+        self.retry_backoff_max = retry_backoff_max
+        self.signature = inspect.signature(fn)
+        self._owner = owner
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} executor={self.executor}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Run the function here and now, outside the queue."""
+        return self.fn(*args, **kwargs)
+
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> TaskCall[R]:
+        """Bind arguments without enqueueing (for :meth:`Tasks.enqueue_many`)."""
+        self.check_arguments(args, kwargs)
+        return TaskCall(self, args, kwargs)
+
+    async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
+        """Store the task for a worker; returns after the row is committed."""
+        return await self._owner.enqueue_call(self.call(*args, **kwargs))
+
+    def options(
+        self,
+        *,
+        delay: float | None = None,
+        run_at: float | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        max_attempts: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> ConfiguredTask[P, R]:
+        """The same task with per-enqueue settings: ``await t.options(delay=5).enqueue(x)``."""
+        options = EnqueueOptions(delay, run_at, priority, queue, max_attempts, idempotency_key)
+        return ConfiguredTask(self, options)
+
+    def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Raise :class:`InvalidArgumentsError` unless the arguments bind to the signature."""
+        try:
+            self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise InvalidArgumentsError(f"arguments do not fit task {self.name}: {exc}") from exc
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds before retry number ``attempt``: exponential, capped, with jitter."""
+        ceiling = min(self.retry_backoff_max, self.retry_backoff * 2.0 ** max(attempt - 1, 0))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+class ConfiguredTask(Generic[P, R]):
+    """A task plus :class:`EnqueueOptions`; made by :meth:`Task.options`."""
+
+    def __init__(self, task: Task[P, R], options: EnqueueOptions) -> None:
+        self.task = task
+        self.options = options
+
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> TaskCall[R]:
+        """Bind arguments, keeping the options."""
+        self.task.check_arguments(args, kwargs)
+        return TaskCall(self.task, args, kwargs, self.options)
+
+    async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
+        """Store the task with these options; see :meth:`Task.enqueue`."""
+        return await self.task._owner.enqueue_call(self.call(*args, **kwargs))
+
+
+class TaskDecorator(Protocol):
+    """What ``@tasks.task(...)`` with options returns."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
+def executor_for(fn: Callable[..., Any], executor: ExecutorName | None) -> ExecutorName:
+    """The executor a function runs on: coroutines on the loop, plain functions on threads."""
+    is_async = inspect.iscoroutinefunction(fn)
+    if executor is None:
+        return "async" if is_async else "thread"
+    if executor == "thread" and is_async:
+        raise ValueError(f"{fn.__qualname__} is a coroutine function; it cannot run on a thread")
+    if executor == "async" and not is_async:
+        raise ValueError(f"{fn.__qualname__} is not a coroutine function; use a thread executor")
+    return executor
