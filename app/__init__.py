@@ -8,7 +8,9 @@ from typing import Any
 from quart import Quart
 
 from app import demo  # noqa: F401  (registers the demo tasks)
+from app.api import register_api
 from app.extensions import tasks
+from app.scenarios import register_scenarios
 
 
 def create_app(config: dict[str, Any] | None = None) -> Quart:
@@ -21,4 +23,6 @@ def create_app(config: dict[str, Any] | None = None) -> Quart:
     app.config["TASKS_APP_IMPORT"] = "app:create_app"
     app.config.update(config or {})
     tasks.init_app(app)
+    register_api(app)
+    register_scenarios(app)
     return app
