@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +32,8 @@ class Runtime:
     dispatcher: Dispatcher | None = None
     accepting: bool = False
     background: list[Any] = field(default_factory=list)
+    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
+    """The loop the app serves on: sync callers in other threads hand work to it."""
 
     def wake(self) -> None:
         """Tell the local dispatcher (if any) to look for work now."""
