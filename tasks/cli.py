@@ -1,0 +1,95 @@
+"""Command line: ``python -m tasks worker module:app`` runs workers without serving HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from tasks.child import load_app
+
+log = logging.getLogger("tasks")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m tasks``."""
+    parser = argparse.ArgumentParser(prog="python -m tasks", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    worker = commands.add_parser(
+        "worker",
+        help="run task workers for an app, without serving HTTP",
+        description=(
+            "Load the app, run its serving lifespan (before_serving/after_serving) with"
+            " TASKS_WORKERS on and TASKS_WORKER_ONLY set, and run tasks until SIGTERM or"
+            " SIGINT, then drain exactly as a web process does."
+        ),
+    )
+    worker.add_argument("app", help="module:app or module:create_app, e.g. asgi:app")
+    worker.add_argument("--concurrency", type=int, help="tasks run at once (TASKS_CONCURRENCY)")
+    worker.add_argument("--queues", help="comma-separated queues to serve (TASKS_QUEUES)")
+    worker.add_argument(
+        "--shutdown-timeout", type=float, help="seconds to finish running tasks on stop"
+    )
+    worker.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    return parser
+
+
+async def run_worker(
+    app_path: str,
+    *,
+    concurrency: int | None = None,
+    queues: str | None = None,
+    shutdown_timeout: float | None = None,
+) -> None:
+    """Run the app's task workers until SIGTERM or SIGINT, then drain."""
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    app = load_app(app_path)
+    if "tasks" not in getattr(app, "extensions", {}):
+        raise SystemExit(f"{app_path} has no Tasks extension (call tasks.init_app(app))")
+    app.config["TASKS_WORKERS"] = True
+    app.config["TASKS_WORKER_ONLY"] = True
+    for key, value in (
+        ("TASKS_CONCURRENCY", concurrency),
+        ("TASKS_QUEUES", queues),
+        ("TASKS_SHUTDOWN_TIMEOUT", shutdown_timeout),
+    ):
+        if value is not None:
+            app.config[key] = value
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for signum in signals:
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        await app.startup()
+        log.info("worker running for %s; SIGTERM or Ctrl-C to stop", app_path)
+        try:
+            await stop.wait()
+            log.info("stopping: draining tasks")
+        finally:
+            await app.shutdown()
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m tasks``."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(
+        run_worker(
+            args.app,
+            concurrency=args.concurrency,
+            queues=args.queues,
+            shutdown_timeout=args.shutdown_timeout,
+        )
+    )
+    return 0
