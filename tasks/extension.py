@@ -313,6 +313,25 @@ class Tasks:
             handles.append(TaskHandle[Any](self, result.id, created=result.created))
         return handles
 
+    async def enqueue_in(self, connection: Any, *calls: TaskCall[Any]) -> list[TaskHandle[Any]]:
+        """Enqueue inside the caller's own database transaction (transactional enqueue).
+
+        ``connection`` is the caller's open connection to the task database (an
+        aiosqlite connection to the same SQLite file, or an asyncpg connection to
+        the same PostgreSQL database) with a transaction in progress: the tasks
+        are committed or rolled back together with the caller's own writes.
+        Workers see them once the caller commits.
+        """
+        rt = self.runtime
+        if not rt.accepting:
+            raise NotAcceptingError("the task system is shutting down; try again later")
+        now = time.time()
+        rows = [self._new_task(rt, call, now) for call in calls]
+        inserted = await rt.store.insert_in(connection, rows)
+        for row in rows:
+            rt.wake_at(max(row.run_at, now + 0.05))
+        return [TaskHandle[Any](self, r.id, created=r.created) for r in inserted]
+
     def _new_task(self, rt: Runtime, call: TaskCall[Any], now: float) -> NewTask:
         task, options = call.task, call.options
         if self.registry.get(task.name) is not task:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from tasks.model import Finish, NewTask, Progress, State, TaskRecord
 
@@ -64,6 +64,14 @@ class Store(Protocol):
 
     async def insert(self, tasks: Sequence[NewTask]) -> list[Inserted]:
         """Insert tasks in one transaction; return one :class:`Inserted` per task, in order."""
+
+    async def insert_in(self, connection: Any, tasks: Sequence[NewTask]) -> list[Inserted]:
+        """Insert tasks through the caller's own open connection and transaction.
+
+        Nothing is committed here: the tasks become visible when the caller
+        commits and vanish if it rolls back (transactional enqueue). The
+        connection type is the backend's own (aiosqlite / asyncpg connection).
+        """
 
     async def claim(
         self, owner: str, queues: Sequence[str], limit: int, lease_seconds: float

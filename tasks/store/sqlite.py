@@ -216,6 +216,26 @@ class SQLiteStore:
         result: list[Inserted] = await self._write("insert", list(tasks))
         return result
 
+    async def insert_in(
+        self, connection: aiosqlite.Connection, tasks: Sequence[NewTask]
+    ) -> list[Inserted]:
+        """Insert within the caller's transaction; see :meth:`Store.insert_in`.
+
+        ``connection`` must be an aiosqlite connection to this same database file.
+        """
+        try:
+            answers: list[Inserted] = []
+            for task in tasks:
+                row = _insert_row(task)
+                if task.idempotency_key is None:
+                    await connection.execute(_INSERT, row)
+                    answers.append(Inserted(task.id, True))
+                else:
+                    answers.append(await self._insert_keyed(connection, row, task.idempotency_key))
+            return answers
+        except sqlite3.Error as exc:
+            raise StoreUnavailableError(f"cannot write task database {self.path}: {exc}") from exc
+
     async def claim(
         self, owner: str, queues: Sequence[str], limit: int, lease_seconds: float
     ) -> list[TaskRecord]:
@@ -429,18 +449,7 @@ class SQLiteStore:
             tasks: list[NewTask] = batch[index].payload
             answers: list[Inserted] = []
             for task in tasks:
-                row = (
-                    task.id,
-                    task.name,
-                    task.queue,
-                    task.args_json,
-                    task.kwargs_json,
-                    task.priority,
-                    task.max_attempts,
-                    task.run_at,
-                    task.created_at,
-                    task.idempotency_key,
-                )
+                row = _insert_row(task)
                 if task.idempotency_key is None:
                     plain.append(row)
                     answers.append(Inserted(task.id, True))
@@ -597,6 +606,21 @@ class SQLiteStore:
         """Backlog size; see :meth:`Store.count_queued`."""
         rows = await self._read("SELECT COUNT(*) FROM tasks WHERE state = 'queued'")
         return int(rows[0][0])
+
+
+def _insert_row(task: NewTask) -> tuple[Any, ...]:
+    return (
+        task.id,
+        task.name,
+        task.queue,
+        task.args_json,
+        task.kwargs_json,
+        task.priority,
+        task.max_attempts,
+        task.run_at,
+        task.created_at,
+        task.idempotency_key,
+    )
 
 
 def _check_directory(path: str) -> None:
