@@ -1,0 +1,31 @@
+"""Flask-era background-work APIs on durable tasks, for porting Flask apps to Quart.
+
+- :class:`TaskQueue`: a ``queue.Queue``-like object whose items become durable tasks.
+- :class:`Executor`: Flask-Executor's ``submit``/``map``/stored futures (in memory only).
+- :class:`CeleryTasks`: ``@celery.task``, ``.delay()``, ``.apply_async()``, ``AsyncResult``.
+
+Blocking calls work from plain ``def`` views (Quart runs them in threads) and
+hand their work to the app's event loop; on the loop thread they raise
+:class:`BlockingCallError` naming the awaitable variant (``aput``, ``adelay``,
+``aget``...). See ``docs/porting.md``.
+"""
+
+from tasks.compat.bridge import BlockingCallError
+from tasks.compat.celery_api import CeleryTask, CeleryTasks, TaskRequest
+from tasks.compat.celery_result import AsyncResult, RemoteTaskError, TaskRevokedError
+from tasks.compat.executor_api import AwaitableFuture, Executor, FutureCollection
+from tasks.compat.queue_api import TaskQueue
+
+__all__ = [
+    "AsyncResult",
+    "AwaitableFuture",
+    "BlockingCallError",
+    "CeleryTask",
+    "CeleryTasks",
+    "Executor",
+    "FutureCollection",
+    "RemoteTaskError",
+    "TaskQueue",
+    "TaskRequest",
+    "TaskRevokedError",
+]
