@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from quart import Quart
 
+from app.extensions import tasks
+from tasks.web import TasksWeb
+
 
 def register_api(app: Quart) -> None:
-    """Mount the task API under ``/tasks`` (filled in by the HTTP API work)."""
+    """Serve the task API and dashboard under ``/tasks``, plus ``/metrics``,
+    ``/healthz``, ``/readyz``, ``/openapi.json`` and ``/docs``."""
+    TasksWeb(tasks, url_prefix="/tasks").init_app(app)

@@ -60,6 +60,11 @@ class Executors:
                 "process tasks need TASKS_APP_IMPORT ('module:app' or 'module:create_app')"
                 " so pool processes can load the app"
             )
+        # Hypercorn starts its workers as daemonic processes (its ``daemon``
+        # setting defaults to true), and multiprocessing refuses children to
+        # those. The pool's own processes are daemons that die with this one.
+        if multiprocessing.current_process().daemon:
+            multiprocessing.current_process().daemon = False
         self._loop = asyncio.get_running_loop()
         context = multiprocessing.get_context("spawn")
         self._progress = context.Queue()

@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from quart import Quart
+
+from app.db import init_db
+from app.scenarios import (
+    fire_and_forget,
+    mail,
+    progress_page,
+    records,
+    two_jobs,
+    uploads,
+)
+from app.scenarios.settings import load_settings
+from app.scenarios.side_server import init_side_server
 
 
 def register_scenarios(app: Quart) -> None:
-    """Register every scenario's blueprint and lifespan hooks."""
+    """Read the app's settings, open its database, mount every scenario and the side server."""
+    settings = load_settings(app)
+    database = init_db(app, Path(settings.app_database_path))
+    for module in (records, fire_and_forget, two_jobs, progress_page, mail, uploads):
+        app.register_blueprint(module.blueprint)
+    init_side_server(app, settings, database)
