@@ -68,6 +68,10 @@ class TasksConfig:
     """SQLite ``synchronous`` pragma: NORMAL survives process crashes, FULL power loss."""
     pool_size: int = 10
     """PostgreSQL connection-pool size."""
+    api_token: str = ""
+    """Bearer token the HTTP API and dashboard require (empty: no authentication)."""
+    max_body_bytes: int = 1024 * 1024
+    """Largest request body the HTTP API accepts (``POST /tasks``), in bytes."""
 
     @classmethod
     def load(

@@ -43,6 +43,11 @@ class EventBus:
         """Call ``listener`` for every event; it must be quick and must not block."""
         self._listeners.append(listener)
 
+    def remove_listener(self, listener: Listener) -> None:
+        """Stop calling ``listener``; removing one that was never added is a no-op."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
     def emit(self, event: TaskEvent) -> None:
         """Deliver an event; a failing listener is logged, never propagated."""
         for listener in self._listeners:

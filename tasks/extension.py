@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from tasks.config import TasksConfig
@@ -68,6 +71,9 @@ class Tasks:
         self._settings = settings
         self._bus = EventBus()
         self._runtime: Runtime | None = None
+        self._stopping: asyncio.Future[None] | None = None
+        self._sigterm_loop: asyncio.AbstractEventLoop | None = None
+        self._exiting: asyncio.Future[None] | None = None
         self.app: Quart | None = None
         if app is not None:
             self.init_app(app)
@@ -152,6 +158,18 @@ class Tasks:
         """Call ``listener(event)`` for each task event committed by this process."""
         self._bus.add_listener(listener)
 
+    def remove_listener(self, listener: Listener) -> None:
+        """Stop calling a listener added with :meth:`add_listener` (no error if absent)."""
+        self._bus.remove_listener(listener)
+
+    def watch(self, task_id: str) -> AbstractContextManager[asyncio.Event]:
+        """An event set whenever ``task_id`` changes in this process (clear it after use).
+
+        Changes made by other processes do not set it: re-read the record now and
+        then as well.
+        """
+        return self._bus.watch(task_id)
+
     # -- app binding and lifespan --------------------------------------------
 
     def init_app(self, app: Quart) -> None:
@@ -184,7 +202,12 @@ class Tasks:
         return self._runtime is not None and self._runtime.accepting
 
     async def startup(self) -> None:
-        """Open the store, migrate, recover expired leases, start pools and workers."""
+        """Open the store, migrate, recover expired leases, start pools and workers.
+
+        If the store cannot be opened or written, one critical log line names
+        the database and the cause, and ``SystemExit(1)`` ends the serving
+        process without a traceback (there is nothing useful it could serve).
+        """
         if self.app is None:
             raise RuntimeError("Tasks.init_app(app) was not called")
         if self._runtime is not None:
@@ -202,7 +225,10 @@ class Tasks:
             await store.open()
         except StoreUnavailableError as exc:
             log.critical("task store unavailable, cannot start: %s", exc)
-            raise
+            serving = asyncio.current_task()
+            if serving is not None:  # the exit is the report: no "never retrieved" traceback
+                serving.add_done_callback(_retrieve_exception)
+            raise SystemExit(1) from None
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         executors = Executors(
             config.thread_count,
@@ -229,6 +255,7 @@ class Tasks:
             await store.close()
             raise
         rt.accepting = True
+        self._drain_on_sigterm()
         log.info(
             "tasks started: store %s, %d workers on queues %s",
             _safe_url(config.database_url),
@@ -237,10 +264,17 @@ class Tasks:
         )
 
     async def shutdown(self) -> None:
-        """Refuse new enqueues, drain the workers, close pools and store."""
-        rt = self._runtime
-        if rt is None:
-            return
+        """Refuse new enqueues, drain the workers, close pools and store.
+
+        Calls made while a shutdown is under way wait for that one to finish.
+        """
+        if self._stopping is None:
+            if self._runtime is None:
+                return
+            self._stopping = asyncio.ensure_future(self._stop(self._runtime))
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self, rt: Runtime) -> None:
         rt.accepting = False
         try:
             if rt.dispatcher is not None:
@@ -252,7 +286,45 @@ class Tasks:
         finally:
             await rt.store.close()
             self._runtime = None
+            self._stopping = None
+            if self._sigterm_loop is not None:
+                self._sigterm_loop.remove_signal_handler(signal.SIGTERM)
+                self._sigterm_loop = None
             log.info("tasks stopped")
+
+    def _drain_on_sigterm(self) -> None:
+        """Where SIGTERM would kill the process outright, drain the tasks first.
+
+        A Hypercorn ``-w N`` worker leaves SIGTERM at its default: the master
+        sends it to the remaining workers as soon as one has exited, and
+        systemd sends it to every process of the group, so a drain in progress
+        would be cut short. Here SIGTERM starts the shutdown (or joins the one
+        under way) and, once the tasks are drained and the store closed, ends
+        the process with SIGTERM as before. Processes whose server handles
+        SIGTERM itself (single-process Hypercorn, Uvicorn) are left alone.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+        loop = asyncio.get_running_loop()
+        try:
+            loop.add_signal_handler(signal.SIGTERM, self._on_sigterm)
+        except (NotImplementedError, RuntimeError, ValueError):
+            return
+        self._sigterm_loop = loop
+
+    def _on_sigterm(self) -> None:
+        if self._exiting is None:  # a repeated SIGTERM changes nothing
+            log.warning("SIGTERM: draining tasks before this process exits")
+            self._exiting = asyncio.ensure_future(self._exit_after_shutdown())
+
+    async def _exit_after_shutdown(self) -> None:
+        try:
+            await self.shutdown()
+        finally:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
 
     def _on_process_progress(self, task_id: str, progress: Progress) -> None:
         rt = self._runtime
@@ -419,6 +491,11 @@ class Tasks:
         rt.wake()
         self._bus.emit(TaskEvent("enqueued", task_id, record.name))
         return record
+
+
+def _retrieve_exception(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def _with_app_import(config: TasksConfig, app: Quart) -> TasksConfig:

@@ -1,0 +1,78 @@
+"""The dashboard page: recent tasks with live progress bars, filters, cancel and retry."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+from quart import Blueprint, make_response, redirect, render_template, request, url_for
+from quart_schema import hide
+
+from tasks.model import State, TaskRecord
+from tasks.web import auth
+from tasks.web.payload import describe
+from tasks.web.schemas import ListQuery
+
+if TYPE_CHECKING:
+    from tasks.web.extension import TasksWeb
+
+
+def percent(record: TaskRecord) -> float:
+    """How far along a task is, 0 to 100, for its progress bar."""
+    if record.state == State.SUCCEEDED:
+        return 100.0
+    total = record.progress.total
+    if not total or total <= 0:
+        return 0.0
+    return max(0.0, min(100.0, 100.0 * record.progress.current / total))
+
+
+def add_dashboard(bp: Blueprint, web: TasksWeb) -> None:
+    """Add ``GET /dashboard`` to the task blueprint."""
+    tasks = web.tasks
+
+    @bp.get("/dashboard")
+    @hide
+    async def dashboard() -> Any:
+        """Server-rendered table of recent tasks; scripts keep it live."""
+        token = request.args.get("token")
+        if token is not None and tasks.config.api_token:
+            # Opened once with ?token=: keep it in a cookie, drop it from the URL.
+            args: dict[str, Any] = {k: v for k, v in request.args.items() if k != "token"}
+            response = await make_response(redirect(url_for("tasks.dashboard", **args)))
+            response.set_cookie(
+                auth.COOKIE_NAME,
+                token,
+                httponly=True,
+                samesite="Strict",
+                secure=request.scheme == "https",
+                path=url_for("tasks.list_tasks") or "/",
+            )
+            return response
+        error = None
+        filters = {k: v for k, v in request.args.items() if v and k in ("state", "name", "cursor")}
+        try:
+            query = ListQuery.model_validate(filters)
+        except ValidationError as exc:
+            error = describe(exc)
+            query = ListQuery()
+        page = await tasks.list(
+            state=State(query.state) if query.state else None,
+            name=query.name,
+            limit=50,
+            cursor=query.cursor,
+        )
+        counts = await tasks.store.count_by_state()
+        names = sorted(name for name, task in tasks.registry.items() if task.http)
+        return await render_template(
+            "tasks_dashboard.html",
+            tasks=page.tasks,
+            next_cursor=page.next_cursor,
+            state=query.state or "",
+            name=query.name or "",
+            states=[state.value for state in State],
+            names=names,
+            counts={state.value: n for state, n in counts.items()},
+            percent=percent,
+            error=error,
+        )

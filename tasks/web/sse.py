@@ -1,0 +1,99 @@
+"""Server-sent events for one task: its record now, then after every change."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from tasks.errors import NotAcceptingError, TaskNotFoundError
+from tasks.extension import Tasks
+from tasks.model import TaskRecord
+from tasks.web.shutdown import Terminated
+
+RETRY_MS = 1000
+"""Reconnection delay the stream asks ``EventSource`` clients to use."""
+
+
+def format_event(record: TaskRecord) -> bytes:
+    """One ``task`` event: id is the record's version, data the record as JSON."""
+    data = json.dumps(record.to_dict(), separators=(",", ":"), ensure_ascii=False)
+    return f"id: {record.version}\nevent: task\ndata: {data}\n\n".encode()
+
+
+def parse_last_event_id(value: str | None) -> int | None:
+    """The version a reconnecting client saw last (None if absent or not a version)."""
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value.strip())
+
+
+async def task_events(
+    tasks: Tasks,
+    task_id: str,
+    *,
+    last_version: int | None,
+    terminated: Terminated | None,
+    poll_interval: float,
+    keepalive: float,
+    clock: Callable[[], float] | None = None,
+) -> AsyncIterator[bytes]:
+    """Yield the task's events until it reaches a terminal state or the server stops.
+
+    The current record is sent at once, unless the client already has this
+    version (``Last-Event-ID``) and the task is still going; a terminal record is
+    always sent, so a reconnecting client never misses the end. Changes made in
+    this process wake the stream immediately; those of other processes are found
+    by re-reading the record every ``poll_interval`` seconds. A comment line
+    goes out after ``keepalive`` seconds of silence. The stream also ends when
+    the server starts shutting down (``terminated``) or the task system stops
+    accepting work, so that no open stream holds up a drain; clients reconnect
+    with ``Last-Event-ID``.
+    """
+    loop = asyncio.get_running_loop()
+    now = clock or loop.time
+    stop = asyncio.ensure_future(terminated.wait()) if terminated is not None else None
+    sent = last_version
+    try:
+        with tasks.watch(task_id) as changed:
+            yield f"retry: {RETRY_MS}\n\n".encode()
+            quiet_until = now() + keepalive
+            while True:
+                changed.clear()
+                try:
+                    record = await tasks.get(task_id)
+                except (TaskNotFoundError, NotAcceptingError):
+                    return
+                if record.done or sent is None or record.version > sent:
+                    yield format_event(record)
+                    sent = record.version
+                    quiet_until = now() + keepalive
+                if record.done or _stopping(tasks, stop):
+                    return
+                await _wait_change(changed, stop, min(poll_interval, quiet_until - now()))
+                if _stopping(tasks, stop):
+                    return
+                if now() >= quiet_until:
+                    yield b": keep-alive\n\n"
+                    quiet_until = now() + keepalive
+    finally:
+        if stop is not None:
+            stop.cancel()
+
+
+def _stopping(tasks: Tasks, stop: asyncio.Future[object] | None) -> bool:
+    return not tasks.accepting or (stop is not None and stop.done())
+
+
+async def _wait_change(
+    changed: asyncio.Event, stop: asyncio.Future[object] | None, timeout: float
+) -> None:
+    waiter = asyncio.ensure_future(changed.wait())
+    waiting: set[asyncio.Future[Any]] = {waiter}
+    if stop is not None:
+        waiting.add(stop)
+    try:
+        await asyncio.wait(waiting, timeout=max(timeout, 0.0), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
