@@ -1,4 +1,4 @@
-"""The engine through its Python API, on a real SQLite file."""
+"""The engine through its Python API, on each backend (a real SQLite file, a PostgreSQL schema)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from tasks import (
     TaskFailedError,
     UnknownTaskError,
 )
-from tasks.store.sqlite import SQLiteStore
+from tasks.store import create_store
 from tests.conftest import eventually
 from tests.engine import sample_app
 from tests.engine.sample_app import tasks
@@ -36,15 +36,15 @@ def _reset() -> None:
 
 
 @pytest.fixture
-async def app(database_url: str) -> AsyncIterator[Quart]:
-    app = sample_app.create_app(database_url, shutdown_timeout=2)
+async def app(backend_url: str) -> AsyncIterator[Quart]:
+    app = sample_app.create_app(backend_url, shutdown_timeout=2)
     async with app.test_app():
         yield app
 
 
-async def test_enqueue_commits_before_returning(app: Quart, database_url: str) -> None:
+async def test_enqueue_commits_before_returning(app: Quart, backend_url: str) -> None:
     handle = await sample_app.add.options(delay=60).enqueue(1, 2)
-    other = SQLiteStore(database_url)
+    other = create_store(backend_url)
     await other.open()
     try:
         record = await other.get(handle.id)
@@ -108,8 +108,8 @@ async def _async(value: Any) -> Any:
     return value
 
 
-async def test_process_recycled_after_max_tasks(database_url: str) -> None:
-    app = sample_app.create_app(database_url, process_max_tasks=1)
+async def test_process_recycled_after_max_tasks(backend_url: str) -> None:
+    app = sample_app.create_app(backend_url, process_max_tasks=1)
     async with app.test_app():
         first = await (await sample_app.process_whoami.enqueue()).result(60)
         second = await (await sample_app.process_whoami.enqueue()).result(60)
@@ -195,8 +195,8 @@ async def test_bad_arguments_are_refused(app: Quart) -> None:
     assert page.tasks == []
 
 
-async def test_priority_then_age_order(database_url: str) -> None:
-    app = sample_app.create_app(database_url, concurrency=1)
+async def test_priority_then_age_order(backend_url: str) -> None:
+    app = sample_app.create_app(backend_url, concurrency=1)
     async with app.test_app():
         blocker = await sample_app.wait_gate.enqueue()
         await eventually(lambda: _async(("wait_gate", blocker.id) in sample_app.calls))
@@ -260,8 +260,8 @@ async def test_retry_requeues_failed_task(app: Quart) -> None:
         await tasks.retry((await sample_app.add.enqueue(1, 1)).id)
 
 
-async def test_shutdown_requeues_unfinished_without_using_attempts(database_url: str) -> None:
-    app = sample_app.create_app(database_url, concurrency=2, shutdown_timeout=0.2)
+async def test_shutdown_requeues_unfinished_without_using_attempts(backend_url: str) -> None:
+    app = sample_app.create_app(backend_url, concurrency=2, shutdown_timeout=0.2)
     async with app.test_app():
         running = [await sample_app.sleep.enqueue(30) for _ in range(2)]
         waiting = [await sample_app.sleep.enqueue(30) for _ in range(3)]
@@ -272,7 +272,7 @@ async def test_shutdown_requeues_unfinished_without_using_attempts(database_url:
     assert not tasks.accepting
     with pytest.raises(NotAcceptingError):
         await sample_app.add.enqueue(1, 1)
-    store = SQLiteStore(database_url)
+    store = create_store(backend_url)
     await store.open()
     try:
         records = await store.get_many([h.id for h in running + waiting])
@@ -283,13 +283,13 @@ async def test_shutdown_requeues_unfinished_without_using_attempts(database_url:
     assert {r.lease_owner for r in records} == {None}
 
 
-async def test_restart_runs_what_was_left(database_url: str) -> None:
-    app = sample_app.create_app(database_url, concurrency=1, shutdown_timeout=0.1)
+async def test_restart_runs_what_was_left(backend_url: str) -> None:
+    app = sample_app.create_app(backend_url, concurrency=1, shutdown_timeout=0.1)
     async with app.test_app():
         blocker = await sample_app.sleep.enqueue(30)
         left = [await sample_app.add.enqueue(n, n) for n in range(5)]
         await eventually(lambda: _async(("sleep-start", blocker.id) in sample_app.calls))
-    app = sample_app.create_app(database_url, concurrency=4)
+    app = sample_app.create_app(backend_url, concurrency=4)
     async with app.test_app():
         results = [await h.result(10) for h in left]
         await tasks.cancel(blocker.id)

@@ -1,10 +1,17 @@
-"""Transactional enqueue: the caller's write and its task commit or roll back together."""
+"""Transactional enqueue: the caller's write and its task commit or roll back together.
+
+Runs on each backend with the caller's own connection to the same database:
+an aiosqlite connection on the same file, or an asyncpg connection to the
+same PostgreSQL schema.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiosqlite
+import asyncpg
 import pytest
 from quart import Quart
 
@@ -15,42 +22,67 @@ from tests.engine.sample_app import tasks
 
 
 @pytest.fixture
-async def app(database_url: str) -> AsyncIterator[Quart]:
-    app = sample_app.create_app(database_url)
+async def app(backend_url: str) -> AsyncIterator[Quart]:
+    app = sample_app.create_app(backend_url)
     async with app.test_app():
         yield app
 
 
-async def _connect(database_url: str) -> aiosqlite.Connection:
-    db = await aiosqlite.connect(sqlite_path(database_url), isolation_level=None)
-    await db.execute("CREATE TABLE IF NOT EXISTS notes (body TEXT NOT NULL)")
-    return db
+class Caller:
+    """The application's own connection, with the few statements the tests need."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.connection: Any = None
+
+    async def open(self) -> None:
+        if self.url.startswith("sqlite:"):
+            self.connection = await aiosqlite.connect(sqlite_path(self.url), isolation_level=None)
+        else:
+            self.connection = await asyncpg.connect(self.url)
+        await self.connection.execute("CREATE TABLE IF NOT EXISTS notes (body TEXT NOT NULL)")
+
+    async def run(self, sql: str) -> None:
+        await self.connection.execute(sql)
+
+    async def begin(self) -> None:
+        await self.run("BEGIN IMMEDIATE" if self.url.startswith("sqlite:") else "BEGIN")
+
+    async def notes(self) -> list[str]:
+        if self.url.startswith("sqlite:"):
+            rows = await self.connection.execute_fetchall("SELECT body FROM notes")
+        else:
+            rows = await self.connection.fetch("SELECT body FROM notes")
+        return [row[0] for row in rows]
+
+    async def close(self) -> None:
+        await self.connection.close()
 
 
-async def test_rolled_back_transaction_leaves_neither(app: Quart, database_url: str) -> None:
-    db = await _connect(database_url)
+@pytest.fixture
+async def caller(app: Quart, backend_url: str) -> AsyncIterator[Caller]:
+    caller = Caller(backend_url)
+    await caller.open()
     try:
-        await db.execute("BEGIN IMMEDIATE")
-        await db.execute("INSERT INTO notes VALUES ('lost')")
-        [handle] = await tasks.enqueue_in(db, sample_app.add.call(1, 2))
-        await db.execute("ROLLBACK")
-        rows = list(await db.execute_fetchall("SELECT body FROM notes"))
+        yield caller
     finally:
-        await db.close()
-    assert rows == []
+        await caller.close()
+
+
+async def test_rolled_back_transaction_leaves_neither(caller: Caller) -> None:
+    await caller.begin()
+    await caller.run("INSERT INTO notes VALUES ('lost')")
+    [handle] = await tasks.enqueue_in(caller.connection, sample_app.add.call(1, 2))
+    await caller.run("ROLLBACK")
+    assert await caller.notes() == []
     assert await tasks.store.get(handle.id) is None
 
 
-async def test_committed_transaction_keeps_both_and_runs(app: Quart, database_url: str) -> None:
-    db = await _connect(database_url)
-    try:
-        await db.execute("BEGIN IMMEDIATE")
-        await db.execute("INSERT INTO notes VALUES ('kept')")
-        [handle] = await tasks.enqueue_in(db, sample_app.add.call(1, 2))
-        await db.execute("COMMIT")
-        rows = list(await db.execute_fetchall("SELECT body FROM notes"))
-    finally:
-        await db.close()
-    assert rows == [("kept",)]
+async def test_committed_transaction_keeps_both_and_runs(caller: Caller) -> None:
+    await caller.begin()
+    await caller.run("INSERT INTO notes VALUES ('kept')")
+    [handle] = await tasks.enqueue_in(caller.connection, sample_app.add.call(1, 2))
+    await caller.run("COMMIT")
+    assert await caller.notes() == ["kept"]
     record = await handle.wait(10)
     assert (record.state, record.result) == (State.SUCCEEDED, 3)

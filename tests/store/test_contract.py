@@ -17,8 +17,8 @@ from tasks.model import ErrorInfo, Finish, NewTask, Progress, State, TaskRecord,
 from tasks.store import Inserted, Store
 from tasks.store.postgres import PostgresStore
 from tasks.store.sqlite import SQLiteStore
-from tests.conftest import eventually
-from tests.store.conftest import StoreFactory, postgres_url_or_skip, with_query
+from tests.conftest import eventually, postgres_url_or_skip, with_query
+from tests.store.conftest import StoreFactory
 
 OWNER = "worker-1"
 LEASE = 30.0
