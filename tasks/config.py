@@ -36,6 +36,10 @@ class TasksConfig:
     or ``postgresql://...``."""
     concurrency: int = 10
     """Worker coroutines per process: how many tasks run at once."""
+    prefetch: int = 0
+    """Tasks claimed ahead of free workers (0: none). Keeps workers busy while a
+    claim commits, which speeds up short tasks; a task claimed ahead keeps its
+    place before higher-priority tasks enqueued after it was claimed."""
     threads: int = 0
     """Thread-pool size for plain functions (0: same as concurrency)."""
     processes: int = 0
@@ -125,7 +129,7 @@ class TasksConfig:
                 raise ConfigurationError(f"TASKS_{name.upper()} must be positive")
         if self.heartbeat_seconds >= self.lease_seconds:
             raise ConfigurationError("TASKS_HEARTBEAT_SECONDS must be below TASKS_LEASE_SECONDS")
-        for name in ("threads", "processes", "process_max_tasks", "max_queued"):
+        for name in ("threads", "processes", "process_max_tasks", "max_queued", "prefetch"):
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"TASKS_{name.upper()} must not be negative")
 

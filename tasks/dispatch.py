@@ -34,11 +34,18 @@ class Dispatcher:
     def __init__(self, runtime: Runtime) -> None:
         self._rt = runtime
         self._size = runtime.config.concurrency
-        self._buffer: asyncio.Queue[TaskRecord] = asyncio.Queue(self._size)
+        self._capacity = self._size + runtime.config.prefetch
+        """Tasks held at once (buffered or running): a slot per worker plus the
+        prefetch (see ``TASKS_PREFETCH``)."""
+        self._buffer: asyncio.Queue[TaskRecord] = asyncio.Queue(self._capacity)
         self.running: dict[str, Execution] = {}
+        self._busy = 0
+        """Workers whose task body has not ended yet (each holds one slot)."""
         self._wake = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._claimer: asyncio.Task[None] | None = None
+        self._claiming: asyncio.Future[list[TaskRecord]] | None = None
+        """A claim in flight; drain collects its rows if the claimer is cancelled mid-claim."""
         self._workers: list[asyncio.Task[None]] = []
         self._timers: set[asyncio.TimerHandle] = set()
 
@@ -93,21 +100,25 @@ class Dispatcher:
                     interval = _MIN_POLL
                 except TimeoutError:
                     interval = min(interval * 2, config.poll_interval)
-            free = self._size - self._buffer.qsize() - len(self.running)
+            free = self._capacity - self._buffer.qsize() - self._busy
             if free <= 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 look = True
                 continue
             self._wake.clear()
+            # Shielded: a drain that cancels the claimer mid-claim still gets the
+            # claimed rows (from self._claiming) and releases them.
+            self._claiming = asyncio.ensure_future(
+                self._rt.store.claim(self._rt.owner, config.queues, free, config.lease_seconds)
+            )
             try:
-                records = await self._rt.store.claim(
-                    self._rt.owner, config.queues, free, config.lease_seconds
-                )
+                records = await asyncio.shield(self._claiming)
             except Exception as exc:
                 log.warning("could not claim tasks: %s", exc)
                 records = []
                 interval = config.poll_interval
+            self._claiming = None
             for record in records:
                 self._buffer.put_nowait(record)
             look = len(records) == free
@@ -115,17 +126,34 @@ class Dispatcher:
                 interval = _MIN_POLL
 
     async def _worker(self) -> None:
+        """Start one task at a time; move on once its run is over.
+
+        The slot is freed when the task body has ended and its outcome is
+        submitted, not when that commit returns: the claim for the next task
+        then shares the outcome's transaction. The execution stays in
+        ``running`` (so its lease is renewed and drain waits for it) until
+        its outcome is committed.
+        """
+        loop = asyncio.get_running_loop()
         while True:
             record = await self._buffer.get()
-            execution = Execution(record)
+            slot: asyncio.Future[None] = loop.create_future()
+            self._busy += 1
+            execution = Execution(record, on_settled=functools.partial(self._free_slot, slot))
             self.running[record.id] = execution
             execution.task = asyncio.create_task(run_execution(self._rt, execution))
             execution.task.add_done_callback(functools.partial(self._finished, execution))
-            await asyncio.wait({execution.task})
+            await slot
+
+    def _free_slot(self, slot: asyncio.Future[None]) -> None:
+        self._busy -= 1
+        self._slot_freed.set()
+        if not slot.done():
+            slot.set_result(None)
 
     def _finished(self, execution: Execution, _: object) -> None:
+        execution.settle()
         self.running.pop(execution.record.id, None)
-        self._slot_freed.set()
         task = execution.task
         if task is not None and not task.cancelled() and task.exception() is not None:
             log.error("task runner crashed", exc_info=task.exception())
@@ -147,6 +175,9 @@ class Dispatcher:
             *(t for t in [self._claimer, *self._workers] if t), return_exceptions=True
         )
         unstarted = []
+        if self._claiming is not None:
+            with contextlib.suppress(Exception):  # a claim that failed claimed nothing
+                unstarted += [record.id for record in await self._claiming]
         while not self._buffer.empty():
             unstarted.append(self._buffer.get_nowait().id)
         if unstarted:

@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -47,6 +48,18 @@ class Execution:
     task: asyncio.Task[None] | None = None
     cancel_reason: CancelReason | None = None
     started: float = field(default_factory=time.monotonic)
+    on_settled: Callable[[], None] | None = field(default=None, repr=False)
+    """Called once when the run is over and only its outcome commit is pending."""
+
+    def settle(self) -> None:
+        """Mark the run as over (its outcome may still be committing); idempotent.
+
+        The dispatcher uses this to free the worker slot early, so the next claim
+        can share the transaction that commits this outcome.
+        """
+        callback, self.on_settled = self.on_settled, None
+        if callback is not None:
+            callback()
 
     def cancel(self, reason: CancelReason) -> None:
         """Stop the run; ``reason`` decides what is written (see :func:`run_execution`)."""
@@ -109,11 +122,12 @@ class ProgressWriter:
         self._rt.bus.emit(TaskEvent("progress", self._record.id, self._record.name))
 
     def close(self) -> Progress | None:
-        """Stop writing; return the last report if it was not written yet."""
+        """Stop writing; return the last report unless it is already written."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        return self._latest if self._dirty else None
+        # A write still in flight may land after the finish and be ignored: resend it.
+        return self._latest if self._dirty or self._writes else None
 
 
 async def run_execution(rt: Runtime, execution: Execution) -> None:
@@ -145,12 +159,14 @@ async def run_execution(rt: Runtime, execution: Execution) -> None:
     except asyncio.CancelledError:
         writer.close()
         if execution.cancel_reason == "shutdown":
+            execution.settle()
             await _commit(rt, execution, Finish(record.id, rt.owner, State.QUEUED, refund=True))
         elif execution.cancel_reason is None:
             raise
         return
     except Exception as exc:
         change = _failure(rt, task, record, exc, writer.close())
+    execution.settle()
     await _commit(rt, execution, change)
 
 

@@ -70,6 +70,9 @@ class GroupCommit:
     async def _writer(self) -> None:
         while True:
             await self._wake.wait()
+            # One more turn of the loop lets writes that were started in the same
+            # turn (a claim task just created, the other finishes of a burst) join.
+            await asyncio.sleep(0)
             self._wake.clear()
             while self._pending:
                 batch = self._pending[: self._max_batch]

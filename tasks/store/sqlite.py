@@ -10,6 +10,8 @@ may share the file; the busy timeout plus a bounded retry absorb contention.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import logging
 import os
@@ -63,6 +65,8 @@ FROM (VALUES {rows}) AS v
 WHERE tasks.id = v.column1 AND tasks.state = 'running' AND tasks.lease_owner = v.column12
 RETURNING tasks.id
 """
+_INSERT_KEYED = _INSERT + " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
+_SELECT_KEY = "SELECT id FROM tasks WHERE idempotency_key = ?"
 _CHUNK = 500
 _T = TypeVar("_T")
 _BUSY_RETRIES = 3
@@ -86,6 +90,17 @@ def _dumps_error(error: ErrorInfo | None) -> tuple[str | None, str | None, str |
     return error.type, error.message, error.traceback
 
 
+def _loads(text: str) -> Any:
+    """``json.loads`` with the common empty values short-cut (a fresh object each time)."""
+    if text == "[]":
+        return []
+    if text == "{}":
+        return {}
+    if text == "null":
+        return None
+    return json.loads(text)
+
+
 def record_from_row(row: Sequence[Any]) -> TaskRecord:
     """Build a :class:`TaskRecord` from a row selected with :data:`COLUMNS`."""
     error = None
@@ -103,8 +118,8 @@ def record_from_row(row: Sequence[Any]) -> TaskRecord:
         name=row[1],
         queue=row[2],
         state=State(row[3]),
-        args=json.loads(row[4]),
-        kwargs=json.loads(row[5]),
+        args=_loads(row[4]),
+        kwargs=_loads(row[5]),
         priority=row[6],
         attempts=row[7],
         max_attempts=row[8],
@@ -113,7 +128,7 @@ def record_from_row(row: Sequence[Any]) -> TaskRecord:
         started_at=row[11],
         finished_at=row[12],
         progress=progress,
-        result=None if row[16] is None else json.loads(row[16]),
+        result=None if row[16] is None else _loads(row[16]),
         error=error,
         idempotency_key=row[20],
         lease_owner=row[21],
@@ -145,12 +160,32 @@ class SQLiteStore:
             self._writer = await self._connect()
             await self._writer.execute("PRAGMA journal_mode=WAL")
             await self._migrate()
+            await self._check_writable()
             self._reader = await self._connect()
             await self._reader.execute("PRAGMA query_only=ON")
         except (sqlite3.Error, OSError) as exc:
             await self.close()
-            raise StoreUnavailableError(f"cannot open task database {self.path}: {exc}") from exc
+            cause = _os_cause(self.path)
+            raise StoreUnavailableError(
+                f"cannot open task database {self.path}: {exc}{f' ({cause})' if cause else ''}"
+            ) from exc
         self._commits.start()
+
+    async def _check_writable(self) -> None:
+        """Fail at open, not at the first write, when the file can only be read.
+
+        SQLite silently opens a file it cannot write (read-only file, immutable
+        flag) read-only; a row update that is rolled back finds out.
+        """
+        db = self._db
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            await db.execute(
+                "UPDATE tasks_schema_migrations SET applied_at = applied_at"
+                " WHERE version = (SELECT MAX(version) FROM tasks_schema_migrations)"
+            )
+        finally:
+            await db.execute("ROLLBACK")
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -396,34 +431,47 @@ class SQLiteStore:
         raise AssertionError("unreachable")
 
     async def _transaction(self, batch: Sequence[WriteRequest]) -> list[Any]:
+        """Run one batch in one transaction, in two round trips to the connection's thread.
+
+        Every statement of the batch is queued at once behind ``BEGIN IMMEDIATE``
+        (see :class:`_Pipeline`), then ``COMMIT`` once all of them succeeded.
+        ``SAVEPOINT`` right after ``BEGIN`` keeps the queued statements inside a
+        transaction even if ``BEGIN`` itself fails (busy), so nothing of a failed
+        batch can commit on its own: it is all rolled back here.
+        """
         db = self._db
-        await db.execute("BEGIN IMMEDIATE")
+        pipe = _Pipeline(db)
+        pipe.run("BEGIN IMMEDIATE")
+        pipe.run("SAVEPOINT tasks_batch")
         try:
-            results = await self._apply(db, batch)
+            results = await self._apply(pipe, batch)
             await db.execute("COMMIT")
         except BaseException:
+            await pipe.settle()
             if db.in_transaction:
                 await db.execute("ROLLBACK")
             raise
         return results
 
-    async def _apply(self, db: aiosqlite.Connection, batch: Sequence[WriteRequest]) -> list[Any]:
-        """Run one batch: inserts, then finishes and progress, then other calls, then claims.
+    async def _apply(self, pipe: _Pipeline, batch: Sequence[WriteRequest]) -> list[Any]:
+        """Queue one batch: inserts, then finishes and progress, then other calls, then claims.
 
         Claims come last so that tasks inserted and slots freed in this very
-        transaction are seen by them.
+        transaction are seen by them. Calls (rare: heartbeats, cancels, ...)
+        await their own statements, so the queue is drained before them.
         """
         results: list[Any] = [None] * len(batch)
         by_kind: dict[str, list[int]] = {}
         for index, request in enumerate(batch):
             by_kind.setdefault(request.kind, []).append(index)
         now = time.time()
+        answers: list[Callable[[], None]] = []
         if "insert" in by_kind:
-            await self._apply_inserts(db, batch, by_kind["insert"], results)
+            answers.append(self._queue_inserts(pipe, batch, by_kind["insert"], results))
         if "finish" in by_kind:
-            await self._apply_finishes(db, batch, by_kind["finish"], results, now)
+            answers.append(self._queue_finishes(pipe, batch, by_kind["finish"], results, now))
         if "progress" in by_kind:
-            await db.executemany(
+            pipe.run_many(
                 "UPDATE tasks SET progress_current = ?, progress_total = ?, progress_message = ?,"
                 " version = version + 1 WHERE id = ? AND state = 'running' AND lease_owner = ?",
                 [
@@ -431,33 +479,61 @@ class SQLiteStore:
                     for task_id, owner, p in (batch[i].payload for i in by_kind["progress"])
                 ],
             )
-        for index in by_kind.get("call", ()):
-            results[index] = await batch[index].payload(db)
-        for index in by_kind.get("claim", ()):
-            results[index] = await self._apply_claim(db, *batch[index].payload, now=now)
+        if "call" in by_kind:
+            await pipe.wait()
+            for index in by_kind["call"]:
+                results[index] = await batch[index].payload(pipe.db)
+        claims = [
+            (index, self._queue_claim(pipe, *batch[index].payload, now=now))
+            for index in by_kind.get("claim", ())
+        ]
+        await pipe.wait()
+        for answer in answers:
+            answer()
+        for index, step in claims:
+            records = [record_from_row(row) for row in step.result()]
+            records.sort(key=lambda r: (-r.priority, r.run_at, r.id))
+            results[index] = records
         return results
 
-    async def _apply_inserts(
+    def _queue_inserts(
         self,
-        db: aiosqlite.Connection,
+        pipe: _Pipeline,
         batch: Sequence[WriteRequest],
         indexes: list[int],
         results: list[Any],
-    ) -> None:
+    ) -> Callable[[], None]:
         plain: list[tuple[Any, ...]] = []
+        keyed: list[tuple[int, int, str, asyncio.Task[list[Any]], asyncio.Task[list[Any]]]] = []
         for index in indexes:
             tasks: list[NewTask] = batch[index].payload
             answers: list[Inserted] = []
             for task in tasks:
                 row = _insert_row(task)
+                answers.append(Inserted(task.id, True))
                 if task.idempotency_key is None:
                     plain.append(row)
-                    answers.append(Inserted(task.id, True))
                 else:
-                    answers.append(await self._insert_keyed(db, row, task.idempotency_key))
+                    # Keyed rows go one by one, in order, so that a key repeated
+                    # within the batch finds the row its first use inserted.
+                    if plain:
+                        pipe.run_many(_INSERT, plain)
+                        plain = []
+                    inserted = pipe.fetch(_INSERT_KEYED, row)
+                    existing = pipe.fetch(_SELECT_KEY, (task.idempotency_key,))
+                    keyed.append((index, len(answers) - 1, task.id, inserted, existing))
             results[index] = answers
         if plain:
-            await db.executemany(_INSERT, plain)
+            pipe.run_many(_INSERT, plain)
+
+        def answer() -> None:
+            for index, position, task_id, inserted, existing in keyed:
+                if not inserted.result():
+                    results[index][position] = Inserted(existing.result()[0][0], False)
+                else:
+                    results[index][position] = Inserted(task_id, True)
+
+        return answer
 
     async def _insert_keyed(
         self, db: aiosqlite.Connection, row: tuple[Any, ...], key: str
@@ -474,18 +550,18 @@ class SQLiteStore:
         )
         return Inserted(existing[0][0], False)
 
-    async def _apply_finishes(
+    def _queue_finishes(
         self,
-        db: aiosqlite.Connection,
+        pipe: _Pipeline,
         batch: Sequence[WriteRequest],
         indexes: list[int],
         results: list[Any],
         now: float,
-    ) -> None:
+    ) -> Callable[[], None]:
         changes: list[Finish] = [c for i in indexes for c in batch[i].payload]
-        applied: set[str] = set()
+        steps: list[asyncio.Task[list[Any]]] = []
         for chunk in _chunks(changes):
-            params: list[Any] = []
+            params: list[Any] = [now]  # now: the first "?"
             for change in chunk:
                 error_type, error_message, error_tb = _dumps_error(change.error)
                 progress = change.progress
@@ -503,23 +579,26 @@ class SQLiteStore:
                     None if progress is None else progress.message,
                     change.owner,
                 )
-            sql = _FINISH.format(rows=", ".join([_FINISH_ROW] * len(chunk)))
-            rows = await db.execute_fetchall(sql, [now, *params])  # now: first "?"
-            applied.update(row[0] for row in rows)
-        for index in indexes:
-            results[index] = [c.task_id in applied for c in batch[index].payload]
+            steps.append(pipe.fetch(_finish_sql(len(chunk)), params))
 
-    async def _apply_claim(
+        def answer() -> None:
+            applied = {row[0] for step in steps for row in step.result()}
+            for index in indexes:
+                results[index] = [c.task_id in applied for c in batch[index].payload]
+
+        return answer
+
+    def _queue_claim(
         self,
-        db: aiosqlite.Connection,
+        pipe: _Pipeline,
         owner: str,
         queues: tuple[str, ...],
         limit: int,
         lease_seconds: float,
         *,
         now: float,
-    ) -> list[TaskRecord]:
-        rows = await db.execute_fetchall(
+    ) -> asyncio.Task[list[Any]]:
+        return pipe.fetch(
             "UPDATE tasks SET state = 'running', attempts = attempts + 1, started_at = ?,"
             " lease_owner = ?, lease_expires_at = ?, version = version + 1"
             " WHERE id IN (SELECT id FROM tasks WHERE state = 'queued' AND run_at <= ?"
@@ -527,9 +606,6 @@ class SQLiteStore:
             f" RETURNING {COLUMNS}",
             (now, owner, now + lease_seconds, now, *queues, limit),
         )
-        records = [record_from_row(row) for row in rows]
-        records.sort(key=lambda r: (-r.priority, r.run_at, r.id))
-        return records
 
     # -- reads ---------------------------------------------------------------
 
@@ -623,12 +699,89 @@ def _insert_row(task: NewTask) -> tuple[Any, ...]:
     )
 
 
+class _Pipeline:
+    """Statements queued to an aiosqlite connection's thread at once.
+
+    aiosqlite runs each call on its own thread in the order it was queued, and
+    each ``await`` of one is a round trip between the event loop and that
+    thread; under load every round trip also waits for a turn of the busy loop.
+    Queuing a batch's statements together makes them one round trip. Each step
+    is a task started at once, so they reach the thread in order.
+    """
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+        self._steps: list[asyncio.Task[Any]] = []
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Queue a statement whose result is not needed."""
+        self._steps.append(asyncio.create_task(_execute(self.db, sql, params)))
+
+    def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Queue one statement run once per row of parameters."""
+        self._steps.append(asyncio.create_task(_execute_many(self.db, sql, rows)))
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> asyncio.Task[list[Any]]:
+        """Queue a statement; the returned task gives its rows once :meth:`wait` returned."""
+        step = asyncio.create_task(_fetch(self.db, sql, params))
+        self._steps.append(step)
+        return step
+
+    async def wait(self) -> None:
+        """Wait for every queued statement; raise the first failure, in queue order."""
+        steps = await self.settle()
+        for step in steps:
+            exc = step.exception()
+            if exc is not None:
+                raise exc
+
+    async def settle(self) -> list[asyncio.Task[Any]]:
+        """Wait until every queued statement has run, whatever the outcome."""
+        steps, self._steps = self._steps, []
+        if steps:
+            await asyncio.wait(steps)
+            for step in steps:  # mark every failure as seen
+                if not step.cancelled():
+                    step.exception()
+        return steps
+
+
+async def _execute(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> None:
+    await db.execute(sql, params)
+
+
+async def _execute_many(db: aiosqlite.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    await db.executemany(sql, rows)
+
+
+async def _fetch(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    return list(await db.execute_fetchall(sql, params))
+
+
+@functools.lru_cache(maxsize=64)
+def _finish_sql(rows: int) -> str:
+    return _FINISH.format(rows=", ".join([_FINISH_ROW] * rows))
+
+
 def _check_directory(path: str) -> None:
     parent = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(parent):
         raise StoreUnavailableError(
             f"cannot open task database {path}: directory {parent} does not exist"
         )
+
+
+def _os_cause(path: str) -> str | None:
+    """Why the operating system will not let us write ``path``, if it says (for messages)."""
+    try:
+        if os.path.exists(path):
+            os.close(os.open(path, os.O_RDWR))
+        else:
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644))
+            os.unlink(path)
+    except OSError as exc:
+        return exc.strerror
+    return None
 
 
 def _marks(values: Sequence[Any]) -> str:

@@ -1,0 +1,1 @@
+"""Benchmarks of quart-taskqueue; ``python -m bench`` runs every figure and prints a table."""
