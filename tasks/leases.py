@@ -6,6 +6,8 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from tasks.model import State
+
 if TYPE_CHECKING:
     from tasks.runtime import Runtime
 
@@ -42,9 +44,27 @@ async def keep_leases(rt: Runtime) -> None:
                 lost = await rt.store.renew_leases(
                     rt.owner, dispatcher.claimed_ids, config.lease_seconds
                 )
-                for task_id in lost:
+                for task_id in await _taken_away(rt, lost):
                     if dispatcher.cancel_local(task_id, "lost"):
                         log.warning("stopped task %s: it was cancelled or reassigned", task_id)
             await reclaim_expired(rt)
         except Exception as exc:
             log.warning("lease heartbeat failed (will retry): %s", exc)
+
+
+async def _taken_away(rt: Runtime, lost: set[str]) -> list[str]:
+    """Of the ids a renewal did not find, those really taken from us.
+
+    A task whose outcome this process committed just before the renewal (or
+    in the same transaction) is no longer running either; stopping it would
+    only cut its outcome's bookkeeping short. Cancelled tasks and tasks now
+    running under another owner are the ones to stop.
+    """
+    if not lost:
+        return []
+    records = await rt.store.get_many(sorted(lost))
+    return [
+        r.id
+        for r in records
+        if r.state == State.CANCELLED or (r.state == State.RUNNING and r.lease_owner != rt.owner)
+    ]

@@ -1,0 +1,38 @@
+"""The app the acceptance tests serve: the reference app plus an execution log and a poison task.
+
+Served with ``hypercorn tests.acceptance.served:app``. Every task start in
+every worker process appends ``started <task id> <pid>`` to the file named by
+``ACCEPT_EXECUTION_LOG`` (one ``O_APPEND`` write per line, so lines from
+several processes never interleave), which lets a test count how many times
+each task body began, across kills and restarts.
+"""
+
+from __future__ import annotations
+
+import os
+
+from app import create_app
+from app.extensions import tasks
+from tasks import TaskEvent
+
+_LOG = os.environ.get("ACCEPT_EXECUTION_LOG")
+
+
+@tasks.task(name="accept.poison", max_attempts=2)
+async def poison() -> None:
+    """Kills the serving process, every time (a poison task)."""
+    os._exit(1)
+
+
+def _record(event: TaskEvent) -> None:
+    if _LOG and event.kind in ("started", "succeeded"):
+        line = f"{event.kind} {event.task_id} {os.getpid()}\n".encode()
+        fd = os.open(_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+
+tasks.add_listener(_record)
+app = create_app({"TASKS_APP_IMPORT": "tests.acceptance.served:app"})
