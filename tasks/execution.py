@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tasks")
 
+UNKNOWN_TASK_RETRY = 5.0
+"""Seconds (times the attempt number) before a task unknown to this process is retried."""
+
 CancelReason = Literal["cancelled", "shutdown", "lost"]
 
 
@@ -241,7 +244,9 @@ def _failure(
         error = ErrorInfo(exc.type_name, str(exc), exc.tb)
     else:
         error = ErrorInfo(type(exc).__qualname__, str(exc), traceback.format_exc())
-    retry = task is not None and record.attempts < record.max_attempts
+    # An unknown name is retried too: during a rolling deploy an older worker may
+    # claim a task only newer workers know; the retry gives one of them a chance.
+    retry = record.attempts < record.max_attempts
     log.error(
         "task %s %s failed on attempt %d of %d%s: %s: %s",
         record.name,
@@ -255,8 +260,9 @@ def _failure(
     )
     if isinstance(exc, _ChildError) and exc.tb:
         log.error("traceback from the pool process:\n%s", exc.tb)
-    if retry and task is not None:
-        run_at = time.time() + task.backoff(record.attempts)
+    if retry:
+        delay = task.backoff(record.attempts) if task else UNKNOWN_TASK_RETRY * record.attempts
+        run_at = time.time() + delay
         return Finish(
             record.id, rt.owner, State.QUEUED, error=error, run_at=run_at, progress=progress
         )

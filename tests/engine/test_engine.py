@@ -309,6 +309,25 @@ async def test_unknown_task_in_store_fails_with_explanation(app: Quart) -> None:
     assert record.error.type == "UnknownTaskError"
 
 
+async def test_unknown_task_is_retried_later_for_newer_workers(app: Quart) -> None:
+    from tasks.execution import UNKNOWN_TASK_RETRY
+    from tasks.model import NewTask, new_id
+
+    now = time.time()
+    task_id = new_id()
+    await tasks.store.insert([NewTask(task_id, "newer.task", "default", "[]", "{}", 0, 2, now, now)])
+    tasks.runtime.wake()
+
+    async def retried() -> Any:
+        record = await tasks.get(task_id)
+        return record if record.attempts == 1 and record.state == State.QUEUED else None
+
+    record = await eventually(retried)
+    assert record.error is not None
+    assert record.error.type == "UnknownTaskError"
+    assert record.run_at >= now + UNKNOWN_TASK_RETRY
+
+
 async def test_enqueue_many_is_one_transaction(app: Quart) -> None:
     handles = await tasks.enqueue_many([sample_app.add.call(n, 1) for n in range(50)])
     assert [await h.result(10) for h in handles] == [n + 1 for n in range(50)]
