@@ -11,7 +11,8 @@ from typing import Any
 from tasks.errors import ConfigurationError
 
 
-def _bool(value: str) -> bool:
+def parse_bool(value: str) -> bool:
+    """``1/true/yes/on`` or ``0/false/no/off`` (any case) as a bool; ValueError otherwise."""
     lowered = value.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
         return True
@@ -94,7 +95,7 @@ class TasksConfig:
             default = field.default
             parse: Callable[[str], Any] = type(default)
             if isinstance(default, bool):
-                parse = _bool
+                parse = parse_bool
             elif isinstance(default, tuple):
                 parse = _queues
             raw = overrides.get(field.name)

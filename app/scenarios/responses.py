@@ -8,30 +8,23 @@ from quart import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from tasks import InvalidArgumentsError, NotAcceptingError, QueueFullError, TaskHandle
+from tasks.web.errors import (
+    RETRY_AFTER_SECONDS,
+    ApiError,
+    render_api_error,
+    render_http_exception,
+)
 
-RETRY_AFTER_SECONDS = 5
-"""What ``Retry-After`` tells a client refused because of a full or draining queue."""
+__all__ = [
+    "RETRY_AFTER_SECONDS",
+    "ApiError",
+    "accepted",
+    "error_response",
+    "install_error_handlers",
+    "json_object",
+]
 
-
-class ApiError(Exception):
-    """An error answered as ``{"error": {"code": ..., "message": ...}}`` with ``status``."""
-
-    def __init__(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
-
-
-def error_response(error: ApiError) -> Response:
-    """The JSON body and status of ``error``."""
-    response = jsonify({"error": {"code": error.code, "message": error.message}})
-    response.status_code = error.status
-    response.headers.update(error.headers)
-    return response
+error_response = render_api_error
 
 
 def accepted(handle: TaskHandle[Any], **extra: Any) -> tuple[Response, int, dict[str, str]]:
@@ -85,23 +78,22 @@ def install_error_handlers(blueprint: Blueprint) -> None:
 
     @blueprint.errorhandler(ApiError)
     async def api_error(error: ApiError) -> Response:
-        return error_response(error)
+        return render_api_error(error)
 
     @blueprint.errorhandler(QueueFullError)
     async def queue_full(error: QueueFullError) -> Response:
         retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-        return error_response(ApiError(429, "queue_full", "queue is full, try later", retry))
+        return render_api_error(ApiError(429, "queue_full", "queue is full, try later", retry))
 
     @blueprint.errorhandler(NotAcceptingError)
     async def not_accepting(error: NotAcceptingError) -> Response:
         retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-        return error_response(ApiError(503, "not_accepting", str(error), retry))
+        return render_api_error(ApiError(503, "not_accepting", str(error), retry))
 
     @blueprint.errorhandler(InvalidArgumentsError)
     async def invalid_arguments(error: InvalidArgumentsError) -> Response:
-        return error_response(ApiError(400, "invalid_arguments", str(error)))
+        return render_api_error(ApiError(400, "invalid_arguments", str(error)))
 
     @blueprint.errorhandler(HTTPException)
     async def http_error(error: HTTPException) -> Response:
-        code = (error.name or "error").lower().replace(" ", "_")
-        return error_response(ApiError(error.code or 500, code, error.description or code))
+        return render_http_exception(error)

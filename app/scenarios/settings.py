@@ -11,15 +11,7 @@ from typing import Any
 from quart import Quart
 
 from tasks import ConfigurationError
-
-
-def _bool(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError("expected true or false")
+from tasks.config import parse_bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +49,7 @@ class AppSettings:
                 raw = environ.get(key)
             if raw is None:
                 continue
-            parse: Callable[[str], Any] = _bool if isinstance(default, bool) else type(default)
+            parse: Callable[[str], Any] = parse_bool if isinstance(default, bool) else type(default)
             try:
                 values[name] = parse(raw) if isinstance(raw, str) else type(default)(raw)
             except (TypeError, ValueError) as exc:
