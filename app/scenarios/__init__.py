@@ -8,6 +8,7 @@ from quart import Quart
 
 from app.db import init_db
 from app.scenarios import (
+    atomic_records,
     fire_and_forget,
     mail,
     progress_page,
@@ -25,4 +26,5 @@ def register_scenarios(app: Quart) -> None:
     database = init_db(app, Path(settings.app_database_path))
     for module in (records, fire_and_forget, two_jobs, progress_page, mail, uploads):
         app.register_blueprint(module.blueprint)
+    atomic_records.init_app(app)  # its table lives in the task database
     init_side_server(app, settings, database)

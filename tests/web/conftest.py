@@ -1,4 +1,8 @@
-"""Fixtures for the HTTP API tests: the reference app on a fresh SQLite file."""
+"""Fixtures for the HTTP API tests: the reference app on a fresh database of each backend.
+
+The ``app`` fixture takes ``backend_url``, so every test that uses it runs
+once on a fresh SQLite file and once on a throwaway PostgreSQL schema.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +18,14 @@ from app import create_app
 from app.extensions import tasks
 
 
-def reference_app(tmp_path: Path, **config: Any) -> Quart:
-    """The reference app with its own database, instance folder, and no side server."""
+def reference_app(tmp_path: Path, database_url: str | None = None, **config: Any) -> Quart:
+    """The reference app on ``database_url`` (default: a SQLite file in ``tmp_path``).
+
+    It gets its own instance folder and no side server.
+    """
     return create_app(
         {
-            "TASKS_DATABASE_URL": f"sqlite:///{tmp_path / 'tasks.sqlite3'}",
+            "TASKS_DATABASE_URL": database_url or f"sqlite:///{tmp_path / 'tasks.sqlite3'}",
             "APP_INSTANCE_PATH": str(tmp_path),
             "SIDE_SERVER_ENABLED": False,
             **config,
@@ -33,9 +40,9 @@ def app_config() -> dict[str, Any]:
 
 
 @pytest.fixture
-async def app(tmp_path: Path, app_config: dict[str, Any]) -> AsyncIterator[Quart]:
-    """The reference app, serving (lifespan started) for the test."""
-    application = reference_app(tmp_path, **app_config)
+async def app(tmp_path: Path, backend_url: str, app_config: dict[str, Any]) -> AsyncIterator[Quart]:
+    """The reference app on each backend, serving (lifespan started) for the test."""
+    application = reference_app(tmp_path, backend_url, **app_config)
     async with application.test_app():
         yield application
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -40,7 +41,11 @@ class Server:
 def hypercorn(
     tmp_path: Path, *args: str, env: dict[str, str] | None = None, ready_timeout: float = 60
 ) -> Iterator[Server]:
-    """Start the reference app; yield once ``/readyz`` answers 200; kill it afterwards."""
+    """Start the reference app; yield once ``/readyz`` answers 200; kill it afterwards.
+
+    The task store is a SQLite file in ``tmp_path`` unless ``env`` sets
+    ``TASKS_DATABASE_URL`` (the tests pass ``backend_url`` there).
+    """
     port = free_port()
     log = tmp_path / f"hypercorn-{port}.log"
     environ = {
@@ -54,7 +59,12 @@ def hypercorn(
     command = [str(HYPERCORN), "--bind", f"127.0.0.1:{port}", *args, "asgi:app"]
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            command, cwd=ROOT, env=environ, stdout=sink, stderr=subprocess.STDOUT
+            command,
+            cwd=ROOT,
+            env=environ,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a group of its own: teardown kills the workers too
         )
     server = Server(process, f"http://127.0.0.1:{port}", log)
     try:
@@ -74,6 +84,8 @@ def hypercorn(
             time.sleep(0.1)
         yield server
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            process.wait(10)
+        # The whole group: killing only the master would leave its worker
+        # processes running (and holding database connections) as orphans.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)

@@ -36,6 +36,8 @@ async def test_progress_bar_moves_and_cancel_works(tmp_path: Path) -> None:
     require_chromium()
     from playwright.async_api import async_playwright, expect
 
+    # SQLite only: this drives the page in a browser (HTTP layer and JavaScript);
+    # the store under it is covered on both backends by the other web tests.
     with hypercorn(tmp_path) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as api:
             sleep = await api.post("/tasks", json={"name": "demo.sleep", "args": [60]})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 from quart import Quart
@@ -26,9 +25,9 @@ async def wipe() -> None:
 
 
 @pytest.fixture
-async def own_app(tmp_path: Path) -> AsyncIterator[Quart]:
+async def own_app(backend_url: str) -> AsyncIterator[Quart]:
     app = Quart(__name__)
-    app.config["TASKS_DATABASE_URL"] = f"sqlite:///{tmp_path / 'own.sqlite3'}"
+    app.config["TASKS_DATABASE_URL"] = backend_url
     own.init_app(app)
     TasksWeb(own, url_prefix="/api/jobs").init_app(app)
     async with app.test_app():
@@ -58,9 +57,9 @@ async def test_task_marked_http_false_cannot_be_enqueued(own_app: Quart) -> None
     assert "internal.wipe" not in page
 
 
-async def test_quiet_stream_sends_keepalive_comments(tmp_path: Path) -> None:
+async def test_quiet_stream_sends_keepalive_comments(backend_url: str) -> None:
     app = Quart(__name__)
-    app.config["TASKS_DATABASE_URL"] = f"sqlite:///{tmp_path / 'quiet.sqlite3'}"
+    app.config["TASKS_DATABASE_URL"] = backend_url
     app.config["TASKS_WORKERS"] = False
     own.init_app(app)
     TasksWeb(own, keepalive=0.2).init_app(app)

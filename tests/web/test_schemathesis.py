@@ -30,6 +30,8 @@ EXAMPLES_PER_OPERATION = 25
 
 
 def test_api_conforms_to_its_openapi_document(tmp_path: Path) -> None:
+    # SQLite only: this checks the HTTP layer against its OpenAPI document, not the
+    # store (the other web tests run on both backends); it is the slowest web test.
     # Workers off: whatever the generated requests enqueue stays queued and harmless.
     app = reference_app(tmp_path, TASKS_WORKERS=False, TASKS_MAX_QUEUED=50)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app).include(

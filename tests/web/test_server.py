@@ -1,4 +1,8 @@
-"""The event streams against real Hypercorn processes: several workers, and shutdown."""
+"""The event streams against real Hypercorn processes: several workers, and shutdown.
+
+Both run on each backend: a stream follows a task run by another worker by
+re-reading it from the store, and the drain releases tasks there.
+"""
 
 from __future__ import annotations
 
@@ -47,8 +51,10 @@ async def enqueue(client: httpx.AsyncClient, name: str, *args: Any) -> str:
     return task_id
 
 
-async def test_progress_events_in_order_across_two_workers(tmp_path: Path) -> None:
-    with hypercorn(tmp_path, "-w", "2") as server:
+async def test_progress_events_in_order_across_two_workers(
+    tmp_path: Path, backend_url: str
+) -> None:
+    with hypercorn(tmp_path, "-w", "2", env={"TASKS_DATABASE_URL": backend_url}) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
             ids = [await enqueue(client, "demo.progress", 8, 0.25) for _ in range(2)]
 
@@ -70,10 +76,12 @@ async def test_progress_events_in_order_across_two_workers(tmp_path: Path) -> No
         assert events[-1]["data"]["progress"]["current"] == 8
 
 
-async def test_sigterm_with_open_streams_exits_within_the_drain(tmp_path: Path) -> None:
+async def test_sigterm_with_open_streams_exits_within_the_drain(
+    tmp_path: Path, backend_url: str
+) -> None:
     # Hypercorn would wait up to 60 s for open connections; the task drain gets 2 s.
     drain = 2.0
-    env = {"TASKS_SHUTDOWN_TIMEOUT": str(drain)}
+    env = {"TASKS_SHUTDOWN_TIMEOUT": str(drain), "TASKS_DATABASE_URL": backend_url}
     with hypercorn(tmp_path, "--graceful-timeout", "60", env=env) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
             ids = [await enqueue(client, "demo.sleep", 60) for _ in range(2)]

@@ -1,0 +1,125 @@
+"""Scenario 1b: a record request and its task, committed or rolled back together.
+
+``POST /records`` (``records.py``) enqueues in a transaction of its own: had
+the view also written a row of its own first, a crash or an error between
+the two would leave a row with no task, or a task with no row. Here the view
+writes a ``record_requests`` row and enqueues ``records.fulfil`` in ONE
+transaction on the task database (``tasks.enqueue_in`` with the app's own
+connection, see ``app/taskdb.py``): both exist, or neither does. The task
+finds its request by its own id, writes the record (keyed by task id, so a
+retry writes nothing twice) and marks the request done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from quart import Blueprint, Quart, Response, current_app, jsonify, request
+
+from app.db import app_db
+from app.extensions import tasks
+from app.scenarios.records import MAX_DATA_LENGTH, save_record
+from app.scenarios.responses import (
+    RETRY_AFTER_SECONDS,
+    ApiError,
+    accepted,
+    error_response,
+    install_error_handlers,
+    json_object,
+    text_field,
+)
+from app.taskdb import ConflictError, Transaction, init_task_db, task_db
+from tasks import StoreUnavailableError, TaskHandle, current_task
+
+blueprint = Blueprint("atomic_records", __name__, url_prefix="/records/atomic")
+install_error_handlers(blueprint)
+
+
+@blueprint.errorhandler(StoreUnavailableError)
+async def store_unavailable(error: StoreUnavailableError) -> Response:
+    """The task database cannot be written (nothing was): 503 with ``Retry-After``."""
+    retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return error_response(ApiError(503, "store_unavailable", str(error), retry))
+
+
+MAX_KEY_LENGTH = 200
+
+
+@tasks.task(name="records.fulfil", http=False)
+async def fulfil_request() -> dict[str, Any]:
+    """Write the record asked for by this task's request row, then mark the request done."""
+    task_id = current_task().id
+    await asyncio.sleep(current_app.config["APP_RECORD_WORK_SECONDS"])
+    database = task_db()
+    rows = await database.fetch_all(
+        "SELECT data FROM record_requests WHERE task_id = ?", (task_id,)
+    )
+    if not rows:  # cannot happen: the row was committed with this task
+        raise LookupError(f"no record request for task {task_id}")
+    written = await save_record(app_db(), task_id, rows[0]["data"])
+    async with database.transaction() as transaction:
+        await transaction.execute(
+            "UPDATE record_requests SET done_at = ? WHERE task_id = ? AND done_at IS NULL",
+            (time.time(), task_id),
+        )
+    return {"written": written}
+
+
+async def request_record(
+    transaction: Transaction, data: str, key: str | None = None
+) -> TaskHandle[dict[str, Any]]:
+    """Enqueue ``records.fulfil`` and write its request row, both inside ``transaction``.
+
+    Nothing is visible to workers or readers until the caller commits; if the
+    caller rolls back (or the row breaks the uniqueness of ``key``, raising
+    ConflictError), the task is gone with the row.
+    """
+    [handle] = await tasks.enqueue_in(transaction.connection, fulfil_request.call())
+    await transaction.execute(
+        "INSERT INTO record_requests (task_id, data, request_key, requested_at)"
+        " VALUES (?, ?, ?, ?)",
+        (handle.id, data, key, time.time()),
+    )
+    return handle
+
+
+@blueprint.post("")
+async def create_request() -> tuple[Response, int, dict[str, str]]:
+    """Store a request for ``data`` and its task atomically; 202 with the task id.
+
+    An optional ``key`` names the request: a second request with the same key
+    answers 409 and leaves no second task behind.
+    """
+    body = await json_object()
+    data = text_field(body, "data", MAX_DATA_LENGTH)
+    key = None if body.get("key") is None else text_field(body, "key", MAX_KEY_LENGTH)
+    try:
+        async with task_db().transaction() as transaction:
+            handle = await request_record(transaction, data, key)
+    except ConflictError:
+        raise ApiError(
+            409, "duplicate_key", f"a request with key {key!r} exists; nothing was enqueued"
+        ) from None
+    return accepted(handle)
+
+
+@blueprint.get("")
+async def list_requests() -> Response:
+    """The newest record requests with ``done_at`` once written (``?limit=``, default 50)."""
+    raw = request.args.get("limit", "50")
+    if not raw.isdigit() or not 1 <= int(raw) <= 500:
+        raise ApiError(400, "invalid_limit", "limit must be an integer from 1 to 500")
+    rows = await task_db().fetch_all(
+        "SELECT task_id, data, request_key, requested_at, done_at FROM record_requests"
+        " ORDER BY requested_at DESC LIMIT ?",
+        (int(raw),),
+    )
+    return jsonify({"requests": rows})
+
+
+def init_app(app: Quart) -> None:
+    """Mount the endpoints and open the app's connection to the task database."""
+    init_task_db(app, tasks)
+    app.register_blueprint(blueprint)

@@ -1,0 +1,293 @@
+"""The app's own tables inside the task database, for writes that must commit with a task.
+
+Most of the app's data lives in its own SQLite file (``app/db.py``). A write
+that must commit or roll back together with the task it enqueues has to be
+in the task database instead, on a connection of the app's own: an aiosqlite
+connection to the task store's SQLite file, or an asyncpg pool on its
+PostgreSQL database (same URL, so the same ``search_path``). This module
+opens that connection from ``TASKS_DATABASE_URL`` (as resolved by the task
+system), applies the app's migrations there and hands out transactions;
+``tasks.enqueue_in(transaction.connection, ...)`` adds tasks to one.
+
+SQL is written once with ``?`` placeholders and portable types; on
+PostgreSQL each ``?`` becomes ``$1``, ``$2``, ... The app's tables are
+versioned in their own ``app_schema_migrations`` table, apart from the
+engine's ``tasks_schema_migrations``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiosqlite
+from quart import Quart, current_app
+
+from tasks import StoreUnavailableError, Tasks
+from tasks.store.sqlite import sqlite_path
+
+log = logging.getLogger("app.taskdb")
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE record_requests (
+            task_id TEXT PRIMARY KEY,
+            data TEXT NOT NULL,
+            request_key TEXT UNIQUE,
+            requested_at DOUBLE PRECISION NOT NULL,
+            done_at DOUBLE PRECISION
+        )""",
+    ),
+)
+"""The app's schema steps in the task database, oldest first (version ``n`` is step ``n``).
+
+Append new steps; never edit a step that has shipped.
+"""
+
+_MIGRATION_LOCK = 0x617070  # pg_advisory_xact_lock key: starters migrate one at a time
+_BUSY_TIMEOUT_MS = 10_000
+
+
+class ConflictError(Exception):
+    """A write broke a uniqueness rule; the transaction it ran in is rolled back."""
+
+
+def _driver_errors(url: str) -> tuple[type[BaseException], ...]:
+    """What the database driver raises when the database did not do the work."""
+    errors: tuple[type[BaseException], ...] = (sqlite3.Error, OSError, TimeoutError)
+    if urlsplit(url).scheme != "sqlite":
+        import asyncpg
+
+        errors += (asyncpg.PostgresError, asyncpg.InterfaceError)
+    return errors
+
+
+class Transaction:
+    """One open transaction on the task database.
+
+    ``connection`` is the driver's connection (aiosqlite or asyncpg): pass it
+    to ``tasks.enqueue_in`` to enqueue inside this transaction.
+    """
+
+    def __init__(self, connection: Any, postgres: bool) -> None:
+        self.connection = connection
+        self.postgres = postgres
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; returns the rows it changed. Raises ConflictError."""
+        if self.postgres:
+            import asyncpg
+
+            try:
+                status: str = await self.connection.execute(_numbered(sql), *params)
+            except asyncpg.UniqueViolationError as exc:
+                raise ConflictError(str(exc)) from exc
+            count = status.rsplit(" ", 1)[-1]  # "INSERT 0 1", "UPDATE 2", "CREATE TABLE"
+            return int(count) if count.isdigit() else 0
+        try:
+            cursor = await self.connection.execute(sql, params)
+        except sqlite3.IntegrityError as exc:
+            if "UNIQUE" in str(exc):
+                raise ConflictError(str(exc)) from exc
+            raise
+        await cursor.close()
+        return int(cursor.rowcount)
+
+    async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run a query; rows come back as dicts."""
+        if self.postgres:
+            return [dict(row) for row in await self.connection.fetch(_numbered(sql), *params)]
+        async with self.connection.execute(sql, params) as cursor:
+            return [dict(row) for row in await cursor.fetchall()]
+
+
+class TaskDatabase:
+    """The app's connection to the task database, opened on first use and migrated."""
+
+    def __init__(self, tasks: Tasks) -> None:
+        self._tasks = tasks
+        self._sqlite: aiosqlite.Connection | None = None
+        self._pool: Any = None  # asyncpg.Pool; asyncpg is only imported for PostgreSQL
+        self._open_lock = asyncio.Lock()
+        self._sqlite_lock = asyncio.Lock()  # one transaction at a time on the one connection
+        self._errors: tuple[type[BaseException], ...] = ()
+
+    @property
+    def opened(self) -> bool:
+        """True once the connection is open and the app's migrations are applied."""
+        return self._sqlite is not None or self._pool is not None
+
+    async def open(self) -> None:
+        """Connect to the database the running task system uses and migrate it.
+
+        Raises StoreUnavailableError when the database cannot be reached.
+        """
+        async with self._open_lock:
+            if self.opened:
+                return
+            url = self._tasks.config.database_url
+            self._errors = _driver_errors(url)
+            try:
+                await self._connect(url)
+            except self._errors as exc:
+                raise StoreUnavailableError(
+                    f"cannot open the app's tables in the task database: {exc}"
+                ) from exc
+
+    async def _connect(self, url: str) -> None:
+        if urlsplit(url).scheme == "sqlite":
+            connection = await aiosqlite.connect(sqlite_path(url), isolation_level=None)
+            try:
+                connection.row_factory = aiosqlite.Row
+                await connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+                await _migrate(Transaction(connection, postgres=False), begin=True)
+            except BaseException:
+                await connection.close()
+                raise
+            self._sqlite = connection
+        else:
+            import asyncpg
+
+            pool = await asyncpg.create_pool(
+                url, min_size=1, max_size=4, server_settings={"application_name": "app.taskdb"}
+            )
+            try:
+                async with pool.acquire() as connection, connection.transaction():
+                    await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+                    await _migrate(Transaction(connection, postgres=True), begin=False)
+            except BaseException:
+                await pool.close()
+                raise
+            self._pool = pool
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """A transaction that commits when the block ends and rolls back if it raises."""
+        if not self.opened:
+            await self.open()
+        try:
+            if self._pool is not None:
+                async with self._pool.acquire() as connection, connection.transaction():
+                    yield Transaction(connection, postgres=True)
+            else:
+                async with self._sqlite_transaction() as transaction:
+                    yield transaction
+        except self._errors as exc:
+            raise StoreUnavailableError(
+                f"cannot write the app's tables in the task database: {exc}"
+            ) from exc
+
+    @asynccontextmanager
+    async def _sqlite_transaction(self) -> AsyncIterator[Transaction]:
+        connection = self._sqlite
+        assert connection is not None
+        async with self._sqlite_lock:
+            # IMMEDIATE: take the write lock now, so no later statement fails as "locked".
+            await connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield Transaction(connection, postgres=False)
+                await connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    await connection.execute("ROLLBACK")
+                raise
+
+    async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Run one query outside any transaction of the caller's."""
+        if not self.opened:
+            await self.open()
+        try:
+            if self._pool is not None:
+                async with self._pool.acquire() as connection:
+                    return await Transaction(connection, postgres=True).fetch_all(sql, params)
+            assert self._sqlite is not None
+            async with self._sqlite_lock:
+                return await Transaction(self._sqlite, postgres=False).fetch_all(sql, params)
+        except self._errors as exc:
+            raise StoreUnavailableError(
+                f"cannot read the app's tables in the task database: {exc}"
+            ) from exc
+
+    async def close(self) -> None:
+        """Close the connection (a later use reopens it)."""
+        async with self._open_lock:
+            connection, self._sqlite = self._sqlite, None
+            pool, self._pool = self._pool, None
+            if connection is not None:
+                await connection.close()
+            if pool is not None:
+                await pool.close()
+
+
+async def _migrate(transaction: Transaction, *, begin: bool) -> None:
+    """Apply the steps not applied yet, all in one transaction.
+
+    On SQLite ``begin`` opens it with ``BEGIN IMMEDIATE`` (the write lock is
+    taken before the versions are read); on PostgreSQL the caller holds the
+    transaction and an advisory lock. Either way concurrent starters migrate
+    one after another, never twice.
+    """
+    connection = transaction.connection
+    if begin:
+        await connection.execute("BEGIN IMMEDIATE")
+    try:
+        await transaction.execute(
+            "CREATE TABLE IF NOT EXISTS app_schema_migrations"
+            " (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+        )
+        rows = await transaction.fetch_all(
+            "SELECT MAX(version) AS version FROM app_schema_migrations"
+        )
+        current = rows[0]["version"] or 0
+        if current > len(MIGRATIONS):
+            raise RuntimeError(
+                f"the app's tables in the task database are at version {current},"
+                f" newer than this code ({len(MIGRATIONS)})"
+            )
+        for version, statements in enumerate(MIGRATIONS[current:], start=current + 1):
+            for statement in statements:
+                await transaction.execute(statement)
+            await transaction.execute(
+                "INSERT INTO app_schema_migrations (version, applied_at) VALUES (?, ?)",
+                (version, time.time()),
+            )
+            log.info("app tables in the task database migrated to version %d", version)
+        if begin:
+            await connection.execute("COMMIT")
+    except BaseException:
+        if begin and connection.in_transaction:
+            await connection.execute("ROLLBACK")
+        raise
+
+
+def _numbered(sql: str) -> str:
+    """``?`` placeholders as PostgreSQL's ``$1``, ``$2``, ..."""
+    parts = sql.split("?")
+    return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
+
+
+def init_task_db(app: Quart, tasks: Tasks) -> TaskDatabase:
+    """Attach the app's task-database connection to ``app``.
+
+    It opens (and migrates) at startup, after the task system started
+    (``tasks.init_app`` registered its hooks first), and closes after the
+    task system has drained. A task claimed before the app's own startup
+    hook ran opens it on first use.
+    """
+    database = TaskDatabase(tasks)
+    app.extensions["app_task_db"] = database
+    app.before_serving(database.open)
+    app.after_serving(database.close)
+    return database
+
+
+def task_db() -> TaskDatabase:
+    """The current app's task-database connection (inside an app context)."""
+    database: TaskDatabase = current_app.extensions["app_task_db"]
+    return database
