@@ -14,7 +14,7 @@ import functools
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -23,8 +23,18 @@ import asyncpg
 import pytest
 
 from tasks.store.postgres import describe_url
+from tests.servers import reap_leaks
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_leaked_servers() -> Iterator[None]:
+    """At session end, kill every server process a test left running and fail, naming it."""
+    yield
+    leaks = reap_leaks()
+    if leaks:
+        pytest.fail("server processes outlived their test (killed now):\n" + "\n".join(leaks))
 
 
 @pytest.fixture

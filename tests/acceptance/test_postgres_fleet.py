@@ -15,23 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
-import os
-import signal
-import subprocess
-import sys
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
 from tests.acceptance.conftest import ServerFactory
-from tests.acceptance.server import APP, ROOT, Server, poll
+from tests.acceptance.server import APP, Server, poll
+from tests.servers import TasksWorker
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -54,63 +48,10 @@ def query(url: str, sql: str, *args: Any) -> list[Any]:
         return pool.submit(asyncio.run, run()).result()
 
 
-@dataclass
-class Worker:
-    """One ``python -m tasks worker`` process, in a process group of its own."""
-
-    root: Path
-    name: str
-    env: dict[str, str]
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def log_path(self) -> Path:
-        return self.root / f"{self.name}.log"
-
-    def start(self) -> None:
-        command = [sys.executable, "-m", "tasks", "worker", APP]
-        command += ["--concurrency", str(CONCURRENCY)]
-        with self.log_path.open("ab") as out:
-            self.proc = subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def wait_ready(self, timeout: float = 60.0) -> None:
-        def check() -> bool:
-            if self.proc is None or self.proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited during startup:\n{self.output()}")
-            return "worker running for" in self.output()
-
-        poll(check, timeout, f"{self.name} ready")
-
-    def kill(self) -> None:
-        """SIGKILL the worker and its pool processes; safe to repeat."""
-        if self.proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(10)
-
-
 @pytest.fixture
-def start_workers() -> Iterator[list[Worker]]:
+def start_workers() -> Iterator[list[TasksWorker]]:
     """Workers to start; every one is killed at teardown."""
-    workers: list[Worker] = []
+    workers: list[TasksWorker] = []
     yield workers
     for worker in workers:
         worker.kill()
@@ -129,17 +70,20 @@ def runs(server: Server) -> list[tuple[str, int]]:
 
 
 def test_web_and_two_workers_one_killed(
-    make_server: ServerFactory, start_workers: list[Worker], postgres_schema_url: str
+    make_server: ServerFactory, start_workers: list[TasksWorker], postgres_schema_url: str
 ) -> None:
     url = postgres_schema_url
     web = make_server(env={"TASKS_DATABASE_URL": url, "TASKS_WORKERS": "false"})
     web.start()
     assert "0 workers" in web.output()
     worker_env = {**web.environment(), "TASKS_POOL_SIZE": "4"}
-    victim, survivor = (Worker(web.root, name, worker_env) for name in ("victim", "survivor"))
+    victim, survivor = (
+        TasksWorker(web.root, name, worker_env, app=APP, args=["--concurrency", str(CONCURRENCY)])
+        for name in ("victim", "survivor")
+    )
     start_workers += [victim, survivor]
     for worker in start_workers:
-        worker.start()
+        worker.start(ready=False)
     for worker in start_workers:
         worker.wait_ready()
 

@@ -18,7 +18,8 @@ from quart.typing import TestClientProtocol as QuartClient
 from app.extensions import tasks
 from app.scenarios.side_server import SideServer
 from tasks import State
-from tests.app.server import HypercornServer, send_file, wait_until
+from tests.app.server import HypercornServer, send_file
+from tests.servers import poll
 
 
 def contents(path: str) -> bytes:
@@ -97,7 +98,7 @@ def checked_upload(server: HypercornServer, name: str, data: bytes) -> dict[str,
         row = next(r for r in rows if r["id"] == int(upload_id))
         return row if row["checksum"]["state"] == "succeeded" else None
 
-    row: dict[str, object] = wait_until(finished, 60, f"the checksum of {name}")
+    row: dict[str, object] = poll(finished, 60, f"the checksum of {name}")
     assert row["checksum"] == {
         "state": "succeeded",
         "result": {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)},
@@ -107,7 +108,7 @@ def checked_upload(server: HypercornServer, name: str, data: bytes) -> dict[str,
 
 
 def assert_clean_log(server: HypercornServer) -> None:
-    log = server.log
+    log = server.output()
     assert "Traceback" not in log, log
     assert "Address already in use" not in log, log
 
@@ -125,7 +126,7 @@ def test_starts_with_the_app_and_stops_cleanly_on_sigterm(
     started = time.monotonic()
     assert server.stop(signal.SIGTERM) == 0
     assert time.monotonic() - started < 30  # well inside Hypercorn's shutdown_timeout
-    assert "side server on port" in server.log
+    assert "side server on port" in server.output()
     assert_clean_log(server)
 
 
@@ -135,30 +136,30 @@ def test_survives_reload_and_stops_on_ctrl_c(tmp_path: Path, served: list[Hyperc
     watched = tmp_path / "site" / "sitecustomize.py"
     watched.parent.mkdir()
     watched.write_text("# watched by hypercorn --reload\n")
-    server = HypercornServer(tmp_path, "--reload", env={"PYTHONPATH": str(watched.parent)})
+    server = HypercornServer(tmp_path, args=["--reload"], env={"PYTHONPATH": str(watched.parent)})
     served.append(server)
     server.start()
     checked_upload(server, "before.txt", b"before the reload")
 
     later = time.time() + 5
     os.utime(watched, (later, later))
-    server.wait_for_log("side server listening", count=2)
+    server.wait_for_output("side server listening", count=2)
     checked_upload(server, "after.txt", b"after the reload")
 
     assert server.stop(signal.SIGINT) == 0
-    assert server.log.count("side server on port") == 2
+    assert server.output().count("side server on port") == 2
     assert_clean_log(server)
-    assert "KeyboardInterrupt" not in server.log
+    assert "KeyboardInterrupt" not in server.output()
 
 
 @pytest.mark.slow
 def test_two_workers_share_the_port(tmp_path: Path, served: list[HypercornServer]) -> None:
-    server = HypercornServer(tmp_path, "--workers", "2")
+    server = HypercornServer(tmp_path, workers=2)
     served.append(server)
-    server.start(workers=2)
+    server.start()
     pids = {
         line.rsplit("pid ", 1)[1].rstrip(")")
-        for line in server.log.splitlines()
+        for line in server.output().splitlines()
         if "side server listening" in line
     }
     assert len(pids) == 2

@@ -54,7 +54,7 @@ async def enqueue(client: httpx.AsyncClient, name: str, *args: Any) -> str:
 async def test_progress_events_in_order_across_two_workers(
     tmp_path: Path, backend_url: str
 ) -> None:
-    with hypercorn(tmp_path, "-w", "2", env={"TASKS_DATABASE_URL": backend_url}) as server:
+    with hypercorn(tmp_path, workers=2, env={"TASKS_DATABASE_URL": backend_url}) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
             ids = [await enqueue(client, "demo.progress", 8, 0.25) for _ in range(2)]
 
@@ -94,12 +94,12 @@ async def test_sigterm_with_open_streams_exits_within_the_drain(
                 for started in opened:
                     await started.wait()
             signalled = time.monotonic()
-            server.process.send_signal(signal.SIGTERM)
+            server.signal(signal.SIGTERM)
             async with asyncio.timeout(drain + 15):
                 streams = await asyncio.gather(*readers)
-            await asyncio.to_thread(server.process.wait, drain + 15)
+            await asyncio.to_thread(server.wait_exit, drain + 15)
             elapsed = time.monotonic() - signalled
-    assert server.process.returncode == 0, server.output()
+    assert server.returncode == 0, server.output()
     assert elapsed < drain + 15, f"took {elapsed:.1f} s:\n{server.output()}"
     for events in streams:
         assert events
