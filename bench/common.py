@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,11 +83,12 @@ def options_from(args: argparse.Namespace) -> Options:
     return Options(args.backend, args.synchronous, args.uvloop, args.directory, args.prefetch)
 
 
-def run(main: Callable[[], Awaitable[list[Figure]]], options: Options) -> list[Figure]:
+def run(main: Callable[[], Coroutine[Any, Any, list[Figure]]], options: Options) -> list[Figure]:
     """Run one benchmark's coroutine on a fresh loop (uvloop if asked) and print its figures."""
     logging.basicConfig(level=logging.WARNING)
+    figures: list[Figure]
     if options.uvloop:
-        import uvloop  # type: ignore[import-not-found]
+        import uvloop  # type: ignore[import-not-found, unused-ignore]
 
         figures = uvloop.run(main())
     else:
@@ -142,7 +143,7 @@ async def database(options: Options) -> AsyncIterator[str]:
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return
-    import asyncpg  # type: ignore[import-untyped]
+    import asyncpg  # type: ignore[import-untyped, unused-ignore]
 
     schema = f"tasks_bench_{uuid.uuid4().hex[:10]}"
     conn = await asyncpg.connect(POSTGRES_URL)

@@ -67,8 +67,40 @@ def _wrk(url: str, script: str | None, duration: int) -> tuple[float, int, int]:
     return rate, total, failed
 
 
-def measure(duration: int = DURATION, synchronous: str = "NORMAL") -> list[Figure]:
-    """Run both wrk loads against one server and return their rates."""
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) used so far by ``pid`` and its child processes."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def _wrk_cpu(
+    pid: int, url: str, script: str | None, duration: int
+) -> tuple[float, int, int, float]:
+    """:func:`_wrk` plus the server's CPU milliseconds per request during the run."""
+    before = _tree_cpu(pid)
+    rate, total, failed = _wrk(url, script, duration)
+    return rate, total, failed, (_tree_cpu(pid) - before) * 1000 / max(total, 1)
+
+
+def measure(
+    duration: int = DURATION, synchronous: str = "NORMAL", worker_process: bool = False
+) -> list[Figure]:
+    """Run both wrk loads against one server and return their rates.
+
+    With ``worker_process`` the server only enqueues (``TASKS_WORKERS=false``)
+    and a ``python -m tasks worker asgi:app`` process runs the tasks.
+    """
     folder = tempfile.mkdtemp(prefix="tasks-bench-http-")
     database = os.path.join(folder, "bench.sqlite3")
     port = _free_port()
@@ -81,6 +113,16 @@ def measure(duration: int = DURATION, synchronous: str = "NORMAL") -> list[Figur
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     command = [sys.executable, "-m", "hypercorn", "--workers", "1", "--bind"]
     command += [f"127.0.0.1:{port}", "--graceful-timeout", "5", "asgi:app"]
+    worker: subprocess.Popen[bytes] | None = None
+    if worker_process:
+        env["TASKS_WORKERS"] = "false"
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "tasks", "worker", "asgi:app", "--log-level", "WARNING"],
+            cwd=root,
+            env={**env, "TASKS_WORKERS": "true"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
     server = subprocess.Popen(
         command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
@@ -90,8 +132,8 @@ def measure(duration: int = DURATION, synchronous: str = "NORMAL") -> list[Figur
         lua = os.path.join(folder, "post.lua")
         with open(lua, "w") as f:
             f.write(_POST_LUA)
-        health, _, _ = _wrk(f"{base}/healthz", None, duration)
-        post, total, failed = _wrk(f"{base}/tasks", lua, duration)
+        health, _, _, health_cpu = _wrk_cpu(server.pid, f"{base}/healthz", None, duration)
+        post, total, failed, post_cpu = _wrk_cpu(server.pid, f"{base}/tasks", lua, duration)
         accepted = total - failed
         deadline = time.monotonic() + 120
         with sqlite3.connect(database, timeout=30) as db:
@@ -105,17 +147,24 @@ def measure(duration: int = DURATION, synchronous: str = "NORMAL") -> list[Figur
                     raise RuntimeError(f"only {done} of {rows} stored tasks completed")
                 time.sleep(0.2)
     finally:
-        server.terminate()
-        try:
-            server.wait(60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        for process in (server, worker):
+            if process is None:
+                continue
+            process.terminate()
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         shutil.rmtree(folder, ignore_errors=True)
+    where = " (tasks run in a worker process)" if worker_process else ""
     return [
-        Figure(f"GET /healthz (wrk -c{CONNECTIONS}, 1 worker)", health, "req/s"),
-        Figure(f"POST /tasks (wrk -c{CONNECTIONS}, 1 worker)", post, "req/s"),
-        Figure("POST /tasks / GET /healthz", post / health, "ratio", ">= 0.8"),
+        Figure(f"GET /healthz (wrk -c{CONNECTIONS}, 1 worker){where}", health, "req/s"),
+        Figure(f"POST /tasks (wrk -c{CONNECTIONS}, 1 worker){where}", post, "req/s"),
+        Figure(f"POST /tasks / GET /healthz{where}", post / health, "ratio", ">= 0.8"),
+        Figure(f"server CPU per GET /healthz{where}", health_cpu, "ms"),
+        Figure(f"server CPU per POST /tasks{where}", post_cpu, "ms"),
+        Figure(f"CPU healthz / CPU POST{where}", health_cpu / post_cpu, "ratio"),
         Figure("HTTP tasks stored, every one completed", rows, "tasks", f">= {accepted} accepted"),
     ]
 
@@ -135,6 +184,11 @@ def main() -> None:
     """Command line entry point."""
     p = parser(__doc__ or "")
     p.add_argument("--duration", type=int, default=DURATION)
+    p.add_argument(
+        "--worker-process",
+        action="store_true",
+        help="the server only enqueues; a `python -m tasks worker` process runs the tasks",
+    )
     args = p.parse_args()
     options = options_from(args)
     if options.backend != "sqlite":
@@ -144,7 +198,7 @@ def main() -> None:
     if reason:
         print(f"skipped: {reason}")
         return
-    for figure in measure(args.duration, options.synchronous):
+    for figure in measure(args.duration, options.synchronous, args.worker_process):
         print(figure.line(), flush=True)
 
 

@@ -8,9 +8,11 @@ shows as growth between the two readings.
 from __future__ import annotations
 
 import gc
+import os
 import time
 
 from bench.common import Figure, Options, engine, options_from, parser, rss_mb, run
+from tasks.store.sqlite import sqlite_path
 
 FIRST = 10_000
 TOTAL = 100_000
@@ -32,13 +34,23 @@ async def measure(options: Options, first: int = FIRST, total: int = TOTAL) -> l
                 gc.collect()
                 readings[done] = rss_mb()
         elapsed = time.perf_counter() - start
+        wal = _wal_mb(bench.app.config["TASKS_DATABASE_URL"])
     growth = readings[total] - readings[first]
     return [
         Figure(f"RSS after {first:,} tasks", readings[first], "MB"),
         Figure(f"RSS after {total:,} tasks", readings[total], "MB"),
         Figure(f"RSS growth {first:,} -> {total:,}", growth, "MB", "<= 20"),
         Figure(f"(rate over {total:,} tasks, batches of {CHUNK:,})", total / elapsed, "tasks/s"),
+        *([] if wal is None else [Figure(f"SQLite WAL file after {total:,} tasks", wal, "MB")]),
     ]
+
+
+def _wal_mb(url: str) -> float | None:
+    """Size of the SQLite write-ahead log (bounded by the checkpointer), or None."""
+    if not url.startswith("sqlite:"):
+        return None
+    path = sqlite_path(url) + "-wal"
+    return os.path.getsize(path) / 1e6 if os.path.exists(path) else 0.0
 
 
 def main() -> None:

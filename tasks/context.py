@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
 from contextvars import ContextVar
 
@@ -34,7 +33,7 @@ class TaskContext:
         self.attempt = attempt
         self.max_attempts = max_attempts
         self._report = report
-        self._cancelled = threading.Event()
+        self._cancelled = False
 
     def progress(
         self, current: float, total: float | None = None, message: str | None = None
@@ -54,11 +53,15 @@ class TaskContext:
     @property
     def cancelled(self) -> bool:
         """True once the task was cancelled or timed out; blocking code should stop."""
-        return self._cancelled.is_set()
+        return self._cancelled
 
     def mark_cancelled(self) -> None:
-        """Tell cooperative (thread) code that it should stop."""
-        self._cancelled.set()
+        """Tell cooperative (thread) code that it should stop.
+
+        A plain flag: setting and reading an attribute is atomic under the GIL,
+        and nothing waits on it (a ``threading.Event`` per task cost ~3 %).
+        """
+        self._cancelled = True
 
 
 def current_task() -> TaskContext:

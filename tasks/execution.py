@@ -197,6 +197,8 @@ async def _call(rt: Runtime, task: Task[..., Any], record: TaskRecord, context: 
         set_current(context)
         try:
             if task.executor == "async":
+                if task.timeout is None:  # the common case skips the timeout's context
+                    return await task.fn(*args, **kwargs)
                 try:
                     async with asyncio.timeout(task.timeout):
                         return await task.fn(*args, **kwargs)

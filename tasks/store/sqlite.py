@@ -11,6 +11,7 @@ may share the file; the busy timeout plus a bounded retry absorb contention.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -70,6 +71,14 @@ _SELECT_KEY = "SELECT id FROM tasks WHERE idempotency_key = ?"
 _CHUNK = 500
 _T = TypeVar("_T")
 _BUSY_RETRIES = 3
+_CHECKPOINT_INTERVAL = 0.5
+"""Seconds between WAL checkpoints while writes go on (see ``_checkpoint_loop``)."""
+_WAL_RESTART_PAGES = 1000
+"""Log size (pages) past which a ``RESTART`` checkpoint follows the passive one."""
+_RESTART_WAIT_MS = 50
+"""How long a ``RESTART`` checkpoint waits for other connections before trying later."""
+_WAL_SIZE_LIMIT = 64 * 1024 * 1024
+"""``journal_size_limit``: the WAL file is cut back to this size when it restarts."""
 
 
 def sqlite_path(url: str) -> str:
@@ -84,10 +93,23 @@ def sqlite_path(url: str) -> str:
     return path
 
 
+def _text(value: str | None) -> str | None:
+    """``value`` as valid UTF-8: lone surrogates (from undecodable file names, say)
+    become ``?`` rather than failing the whole batch."""
+    if value is None or value.isascii():
+        return value
+    return value.encode("utf-8", "replace").decode("utf-8")
+
+
+def _number(value: float | None) -> float | None:
+    """Progress numbers go to REAL columns: a huge int must not overflow the binding."""
+    return None if value is None else float(value)
+
+
 def _dumps_error(error: ErrorInfo | None) -> tuple[str | None, str | None, str | None]:
     if error is None:
         return None, None, None
-    return error.type, error.message, error.traceback
+    return _text(error.type), _text(error.message), _text(error.traceback)
 
 
 def _loads(text: str) -> Any:
@@ -149,6 +171,10 @@ class SQLiteStore:
         self.synchronous = synchronous.upper()
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._checkpointer: aiosqlite.Connection | None = None
+        self._checkpoints: asyncio.Task[None] | None = None
+        self._commit_count = 0
+        """Transactions committed by this store (the checkpointer compares it)."""
         self._commits = GroupCommit(self._run_batch)
 
     # -- lifecycle ---------------------------------------------------------
@@ -159,10 +185,13 @@ class SQLiteStore:
         try:
             self._writer = await self._connect()
             await self._writer.execute("PRAGMA journal_mode=WAL")
+            await self._writer.execute("PRAGMA wal_autocheckpoint=0")
+            await self._writer.execute(f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}")
             await self._migrate()
             await self._check_writable()
             self._reader = await self._connect()
             await self._reader.execute("PRAGMA query_only=ON")
+            self._checkpointer = await self._connect()
         except (sqlite3.Error, OSError) as exc:
             await self.close()
             cause = _os_cause(self.path)
@@ -170,6 +199,44 @@ class SQLiteStore:
                 f"cannot open task database {self.path}: {exc}{f' ({cause})' if cause else ''}"
             ) from exc
         self._commits.start()
+        self._checkpoints = asyncio.create_task(self._checkpoint_loop(), name="tasks-checkpoint")
+
+    async def _checkpoint_loop(self) -> None:
+        """Copy the WAL back into the database off the write path, and keep it small.
+
+        The writer runs with ``wal_autocheckpoint=0``, so no commit pays for a
+        checkpoint (SQLite's automatic one runs inside a commit every 1,000
+        pages and was the cause of a ~20 ms p99 enqueue-to-start latency).
+        Instead, every :data:`_CHECKPOINT_INTERVAL` seconds in which something
+        was committed, a ``PASSIVE`` checkpoint runs on a connection (and
+        aiosqlite thread) of its own; it never blocks writers or readers. Under
+        a steady write load the log never starts over by itself, so once it is
+        longer than :data:`_WAL_RESTART_PAGES` a short ``RESTART`` follows; once
+        the store has gone quiet, ``TRUNCATE`` empties the file.
+        """
+        seen = self._commit_count
+        truncated = True
+        while True:
+            await asyncio.sleep(_CHECKPOINT_INTERVAL)
+            checkpointer = self._checkpointer
+            if checkpointer is None:
+                return
+            count = self._commit_count
+            busy = count != seen
+            if not busy and truncated:
+                continue
+            seen = count
+            try:
+                if busy:
+                    log_pages = await _checkpoint(checkpointer, "PASSIVE", 0)
+                    if log_pages > _WAL_RESTART_PAGES:
+                        await _checkpoint(checkpointer, "RESTART", _RESTART_WAIT_MS)
+                    truncated = False
+                else:
+                    await _checkpoint(checkpointer, "TRUNCATE", 0)
+                    truncated = True
+            except sqlite3.Error as exc:
+                log.debug("WAL checkpoint of %s failed: %s", self.path, exc)
 
     async def _check_writable(self) -> None:
         """Fail at open, not at the first write, when the file can only be read.
@@ -194,14 +261,19 @@ class SQLiteStore:
         return conn
 
     async def close(self) -> None:
-        """Commit pending writes and close both connections."""
+        """Commit pending writes, stop checkpointing and close the connections."""
         try:
             await self._commits.close()
         finally:
-            for conn in (self._reader, self._writer):
+            if self._checkpoints is not None:
+                self._checkpoints.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._checkpoints
+                self._checkpoints = None
+            for conn in (self._checkpointer, self._reader, self._writer):
                 if conn is not None:
                     await conn.close()
-            self._reader = self._writer = None
+            self._checkpointer = self._reader = self._writer = None
 
     def on_new_work(self, callback: Callable[[], None]) -> None:
         """SQLite cannot signal other processes: the dispatcher polls instead."""
@@ -395,6 +467,9 @@ class SQLiteStore:
     async def purge_finished(self, finished_before: float, limit: int) -> int:
         """Delete old finished tasks; see :meth:`Store.purge_finished`."""
 
+        if limit <= 0:
+            return 0
+
         async def purge(db: aiosqlite.Connection) -> int:
             rows = await db.execute_fetchall(
                 "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state IN"
@@ -446,6 +521,7 @@ class SQLiteStore:
         try:
             results = await self._apply(pipe, batch)
             await db.execute("COMMIT")
+            self._commit_count += 1
         except BaseException:
             await pipe.settle()
             if db.in_transaction:
@@ -475,7 +551,7 @@ class SQLiteStore:
                 "UPDATE tasks SET progress_current = ?, progress_total = ?, progress_message = ?,"
                 " version = version + 1 WHERE id = ? AND state = 'running' AND lease_owner = ?",
                 [
-                    (p.current, p.total, p.message, task_id, owner)
+                    (_number(p.current), _number(p.total), _text(p.message), task_id, owner)
                     for task_id, owner, p in (batch[i].payload for i in by_kind["progress"])
                 ],
             )
@@ -558,7 +634,13 @@ class SQLiteStore:
         results: list[Any],
         now: float,
     ) -> Callable[[], None]:
-        changes: list[Finish] = [c for i in indexes for c in batch[i].payload]
+        changes: list[Finish] = []
+        seen: set[str] = set()
+        for index in indexes:
+            for change in batch[index].payload:
+                if change.task_id not in seen:  # a second outcome of one run never applies
+                    seen.add(change.task_id)
+                    changes.append(change)
         steps: list[asyncio.Task[list[Any]]] = []
         for chunk in _chunks(changes):
             params: list[Any] = [now]  # now: the first "?"
@@ -574,9 +656,9 @@ class SQLiteStore:
                     error_tb,
                     change.run_at,
                     1 if change.refund else 0,
-                    None if progress is None else progress.current,
-                    None if progress is None else progress.total,
-                    None if progress is None else progress.message,
+                    None if progress is None else _number(progress.current),
+                    None if progress is None else _number(progress.total),
+                    None if progress is None else _text(progress.message),
                     change.owner,
                 )
             steps.append(pipe.fetch(_finish_sql(len(chunk)), params))
@@ -584,7 +666,11 @@ class SQLiteStore:
         def answer() -> None:
             applied = {row[0] for step in steps for row in step.result()}
             for index in indexes:
-                results[index] = [c.task_id in applied for c in batch[index].payload]
+                answers = []
+                for change in batch[index].payload:
+                    answers.append(change.task_id in applied)
+                    applied.discard(change.task_id)  # only its first outcome counts
+                results[index] = answers
 
         return answer
 
@@ -761,6 +847,13 @@ async def _fetch(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> l
 @functools.lru_cache(maxsize=64)
 def _finish_sql(rows: int) -> str:
     return _FINISH.format(rows=", ".join([_FINISH_ROW] * rows))
+
+
+async def _checkpoint(db: aiosqlite.Connection, mode: str, busy_ms: int) -> int:
+    """Run a WAL checkpoint waiting up to ``busy_ms`` for others; the log's size in pages."""
+    await db.execute(f"PRAGMA busy_timeout={busy_ms}")
+    [(_, log_pages, _)] = list(await db.execute_fetchall(f"PRAGMA wal_checkpoint({mode})"))
+    return int(log_pages)
 
 
 def _check_directory(path: str) -> None:

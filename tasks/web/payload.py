@@ -85,7 +85,8 @@ def parse_json(raw: bytes) -> Any:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
     except ValueError as exc:
         raise ApiError(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
-    if _depth(value) > MAX_DEPTH:
+    # Each level of nesting takes at least two bytes: a short body cannot be too deep.
+    if len(raw) > 2 * MAX_DEPTH and _depth(value) > MAX_DEPTH:
         raise _too_deep()
     return value
 

@@ -315,7 +315,8 @@ async def test_unknown_task_is_retried_later_for_newer_workers(app: Quart) -> No
 
     now = time.time()
     task_id = new_id()
-    await tasks.store.insert([NewTask(task_id, "newer.task", "default", "[]", "{}", 0, 2, now, now)])
+    newer = NewTask(task_id, "newer.task", "default", "[]", "{}", 0, 2, now, now)
+    await tasks.store.insert([newer])
     tasks.runtime.wake()
 
     async def retried() -> Any:

@@ -16,7 +16,6 @@ from tasks.errors import StoreUnavailableError
 from tasks.model import ErrorInfo, Finish, NewTask, Progress, State, TaskRecord, new_id
 from tasks.store import Inserted, Store
 from tasks.store.postgres import PostgresStore
-from tasks.store.sqlite import SQLiteStore
 from tests.conftest import eventually, postgres_url_or_skip, with_query
 from tests.store.conftest import StoreFactory
 
@@ -327,15 +326,7 @@ async def test_concurrent_finishes_report_per_call(store: Store) -> None:
     assert results == [[n % 2 == 0] for n in range(6)]
 
 
-async def test_two_finishes_of_one_task_in_one_batch_only_one_applies(
-    store: Store, request: pytest.FixtureRequest
-) -> None:
-    if isinstance(store, SQLiteStore):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True, reason="SQLiteStore._apply_finishes reports True for both changes"
-            )
-        )
+async def test_two_finishes_of_one_task_in_one_batch_only_one_applies(store: Store) -> None:
     task_id = (await add(store))[0]
     await claim_one(store)
     results = await asyncio.gather(  # submitted together: one transaction
