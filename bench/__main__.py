@@ -1,7 +1,9 @@
 """``python -m bench``: every figure, one after another, then a table.
 
 ``--quick`` skips the slow ones (memory over 100,000 tasks, HTTP). ``--runs N``
-repeats each figure N times and reports the median. Each figure runs in a
+repeats each figure N times and reports the median. ``--backends
+sqlite,postgres`` runs the figures on each backend and prints them side by
+side (memory and HTTP are measured on SQLite only). Each figure runs in a
 fresh process, so one cannot warm up or pollute the next.
 """
 
@@ -15,6 +17,7 @@ import time
 
 MODULES = ["enqueue", "throughput", "sleepers", "latency", "memory", "http"]
 SLOW = {"memory", "http"}
+SQLITE_ONLY = {"memory", "http"}
 
 
 def main() -> None:
@@ -23,45 +26,60 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="skip the memory and HTTP figures")
     p.add_argument("--runs", type=int, default=1, help="runs per figure; the median is shown")
     p.add_argument("--only", nargs="*", choices=MODULES, help="run only these figures")
+    p.add_argument(
+        "--backends", default="sqlite", help="comma-separated: sqlite, postgres (default sqlite)"
+    )
     args, passthrough = p.parse_known_args()
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     modules = args.only or [m for m in MODULES if not (args.quick and m in SLOW)]
-    rows: dict[str, tuple[list[float], str, str]] = {}
+    rows: dict[str, tuple[dict[str, list[float]], str, str]] = {}
     order: list[str] = []
     start = time.perf_counter()
-    for module in modules:
-        for run in range(args.runs):
-            print(f"-- bench.{module} (run {run + 1} of {args.runs})", flush=True)
-            out = subprocess.run(
-                [sys.executable, "-m", f"bench.{module}", *passthrough],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            print(out.stdout, end="", flush=True)
-            if out.returncode != 0:
-                print(out.stderr, file=sys.stderr)
-                raise SystemExit(f"bench.{module} failed")
-            for line in out.stdout.splitlines():
-                if line.startswith("skipped"):
-                    rows.setdefault(f"{module}: {line}", ([], "", ""))
-                    if f"{module}: {line}" not in order:
-                        order.append(f"{module}: {line}")
-                    continue
-                name, value, unit, target = _parse(line)
-                if name not in rows:
-                    order.append(name)
-                    rows[name] = ([], unit, target)
-                rows[name][0].append(value)
-    print(f"\n{'figure':<52} | {'median':>10} | {'unit':<8} | target")
+    for backend in backends:
+        for module in modules:
+            if backend != "sqlite" and module in SQLITE_ONLY:
+                continue
+            for run in range(args.runs):
+                print(f"-- bench.{module} on {backend} (run {run + 1} of {args.runs})", flush=True)
+                out = subprocess.run(
+                    [sys.executable, "-m", f"bench.{module}", "--backend", backend, *passthrough],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+                print(out.stdout, end="", flush=True)
+                if out.returncode != 0:
+                    print(out.stderr, file=sys.stderr)
+                    raise SystemExit(f"bench.{module} failed on {backend}")
+                for line in out.stdout.splitlines():
+                    if line.startswith("skipped"):
+                        key = f"{module}: {line}"
+                        if key not in rows:
+                            order.append(key)
+                            rows[key] = ({}, "", "")
+                        continue
+                    name, value, unit, target = _parse(line)
+                    if name not in rows:
+                        order.append(name)
+                        rows[name] = ({}, unit, target)
+                    rows[name][0].setdefault(backend, []).append(value)
+    columns = "".join(f" | {b:>10}" for b in backends)
+    print(f"\n{'figure (median)':<52}{columns} | {'unit':<8} | target")
     for name in order:
         values, unit, target = rows[name]
         if not values:
             print(name)
             continue
-        values.sort()
-        median = values[len(values) // 2]
-        print(f"{name:<52} | {median:>10.2f} | {unit:<8} | {target}")
+        cells = "".join(f" | {_median(values.get(b)):>10}" for b in backends)
+        print(f"{name:<52}{cells} | {unit:<8} | {target}")
     print(f"\n({time.perf_counter() - start:.0f} s; {json.dumps(passthrough)})")
+
+
+def _median(values: list[float] | None) -> str:
+    if not values:
+        return "-"
+    ordered = sorted(values)
+    return f"{ordered[len(ordered) // 2]:.2f}"
 
 
 def _parse(line: str) -> tuple[str, float, str, str]:
