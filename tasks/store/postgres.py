@@ -30,10 +30,11 @@ import asyncpg
 
 from tasks.errors import StoreUnavailableError
 from tasks.model import Finish, NewTask, Progress, State, TaskRecord
+from tasks.store import rows as shared_rows
 from tasks.store.base import Inserted, Page, Reclaimed
 from tasks.store.batching import GroupCommit, WriteRequest
 from tasks.store.migrations import load_migrations
-from tasks.store.sqlite import COLUMNS, record_from_row
+from tasks.store.rows import COLUMNS, record_from_row
 
 log = logging.getLogger("tasks.store")
 
@@ -756,23 +757,15 @@ class PostgresStore:
 
     async def count_by_state(self) -> dict[State, int]:
         """Counts per state; see :meth:`Store.count_by_state`."""
-        counts = dict.fromkeys(State, 0)
-        for state, count in await self._read("SELECT state, COUNT(*) FROM tasks GROUP BY state"):
-            counts[State(state)] = count
-        return counts
+        return await shared_rows.count_by_state(self._read)
 
     async def count_by_name(self) -> dict[str, dict[State, int]]:
         """Counts per name and state; see :meth:`Store.count_by_name`."""
-        counts: dict[str, dict[State, int]] = {}
-        rows = await self._read("SELECT name, state, COUNT(*) FROM tasks GROUP BY name, state")
-        for name, state, count in rows:
-            counts.setdefault(name, dict.fromkeys(State, 0))[State(state)] = count
-        return counts
+        return await shared_rows.count_by_name(self._read)
 
     async def count_queued(self) -> int:
         """Backlog size; see :meth:`Store.count_queued`."""
-        rows = await self._read("SELECT COUNT(*) FROM tasks WHERE state = 'queued'")
-        return int(rows[0][0])
+        return await shared_rows.count_queued(self._read)
 
     async def list(
         self,

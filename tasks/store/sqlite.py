@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import os
 import sqlite3
@@ -26,18 +25,14 @@ import aiosqlite
 
 from tasks.errors import StoreUnavailableError
 from tasks.model import ErrorInfo, Finish, NewTask, Progress, State, TaskRecord
+from tasks.store import rows as shared_rows
 from tasks.store.base import Inserted, Page, Reclaimed
 from tasks.store.batching import GroupCommit, WriteRequest
 from tasks.store.migrations import load_migrations, split_sqlite_statements
+from tasks.store.rows import COLUMNS, record_from_row
 
 log = logging.getLogger("tasks.store")
 
-COLUMNS = (
-    "id, name, queue, state, args, kwargs, priority, attempts, max_attempts, run_at,"
-    " created_at, started_at, finished_at, progress_current, progress_total,"
-    " progress_message, result, error_type, error_message, error_traceback,"
-    " idempotency_key, lease_owner, lease_expires_at, version"
-)
 _T_COLUMNS = ", ".join(f"tasks.{c.strip()}" for c in COLUMNS.split(","))
 
 _INSERT = (
@@ -110,53 +105,6 @@ def _dumps_error(error: ErrorInfo | None) -> tuple[str | None, str | None, str |
     if error is None:
         return None, None, None
     return _text(error.type), _text(error.message), _text(error.traceback)
-
-
-def _loads(text: str) -> Any:
-    """``json.loads`` with the common empty values short-cut (a fresh object each time)."""
-    if text == "[]":
-        return []
-    if text == "{}":
-        return {}
-    if text == "null":
-        return None
-    return json.loads(text)
-
-
-def record_from_row(row: Sequence[Any]) -> TaskRecord:
-    """Build a :class:`TaskRecord` from a row selected with :data:`COLUMNS`."""
-    error = None
-    if row[17] is not None:
-        error = ErrorInfo(row[17], row[18] or "", row[19])
-    progress = Progress(row[13] or 0, row[14], row[15])
-    current = progress.current
-    if isinstance(current, float) and current.is_integer():
-        progress = Progress(int(current), progress.total, progress.message)
-    total = progress.total
-    if isinstance(total, float) and total.is_integer():
-        progress = Progress(progress.current, int(total), progress.message)
-    return TaskRecord(
-        id=row[0],
-        name=row[1],
-        queue=row[2],
-        state=State(row[3]),
-        args=_loads(row[4]),
-        kwargs=_loads(row[5]),
-        priority=row[6],
-        attempts=row[7],
-        max_attempts=row[8],
-        run_at=row[9],
-        created_at=row[10],
-        started_at=row[11],
-        finished_at=row[12],
-        progress=progress,
-        result=None if row[16] is None else _loads(row[16]),
-        error=error,
-        idempotency_key=row[20],
-        lease_owner=row[21],
-        lease_expires_at=row[22],
-        version=row[23],
-    )
 
 
 class SQLiteStore:
@@ -751,23 +699,15 @@ class SQLiteStore:
 
     async def count_by_state(self) -> dict[State, int]:
         """Counts per state; see :meth:`Store.count_by_state`."""
-        counts = dict.fromkeys(State, 0)
-        for state, count in await self._read("SELECT state, COUNT(*) FROM tasks GROUP BY state"):
-            counts[State(state)] = count
-        return counts
+        return await shared_rows.count_by_state(self._read)
 
     async def count_by_name(self) -> dict[str, dict[State, int]]:
         """Counts per name and state; see :meth:`Store.count_by_name`."""
-        counts: dict[str, dict[State, int]] = {}
-        rows = await self._read("SELECT name, state, COUNT(*) FROM tasks GROUP BY name, state")
-        for name, state, count in rows:
-            counts.setdefault(name, dict.fromkeys(State, 0))[State(state)] = count
-        return counts
+        return await shared_rows.count_by_name(self._read)
 
     async def count_queued(self) -> int:
         """Backlog size; see :meth:`Store.count_queued`."""
-        rows = await self._read("SELECT COUNT(*) FROM tasks WHERE state = 'queued'")
-        return int(rows[0][0])
+        return await shared_rows.count_queued(self._read)
 
 
 def _insert_row(task: NewTask) -> tuple[Any, ...]:
