@@ -444,6 +444,11 @@ class SQLiteStore:
                 if busy and attempt + 1 < _BUSY_RETRIES:
                     log.warning("task database busy, retrying: %s", exc)
                     continue
+                if busy:
+                    raise StoreUnavailableError(
+                        f"cannot write task database {self.path}: other writers held it for"
+                        f" {_BUSY_RETRIES} x {self.busy_timeout:g} s; try again later"
+                    ) from exc
                 raise StoreUnavailableError(
                     f"cannot write task database {self.path}: {exc}"
                 ) from exc
