@@ -38,6 +38,8 @@ class Dispatcher:
         """Tasks held at once (buffered or running): a slot per worker plus the
         prefetch (see ``TASKS_PREFETCH``)."""
         self._buffer: asyncio.Queue[TaskRecord] = asyncio.Queue(self._capacity)
+        self._buffered: set[str] = set()
+        """Ids of the claimed tasks waiting in the buffer (their leases need renewing too)."""
         self.running: dict[str, Execution] = {}
         self._busy = 0
         """Workers whose task body has not ended yet (each holds one slot)."""
@@ -52,8 +54,7 @@ class Dispatcher:
     @property
     def claimed_ids(self) -> list[str]:
         """Every task this process holds a lease on: waiting in the buffer or running."""
-        waiting = [r.id for r in self._buffer._queue]  # type: ignore[attr-defined]
-        return [*waiting, *self.running]
+        return [*self._buffered, *self.running]
 
     def start(self) -> None:
         """Start the claimer and the worker coroutines."""
@@ -120,6 +121,7 @@ class Dispatcher:
                 interval = config.poll_interval
             self._claiming = None
             for record in records:
+                self._buffered.add(record.id)
                 self._buffer.put_nowait(record)
             look = len(records) == free
             if records:
@@ -137,6 +139,7 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         while True:
             record = await self._buffer.get()
+            self._buffered.discard(record.id)
             slot: asyncio.Future[None] = loop.create_future()
             self._busy += 1
             execution = Execution(record, on_settled=functools.partial(self._free_slot, slot))
@@ -180,6 +183,7 @@ class Dispatcher:
                 unstarted += [record.id for record in await self._claiming]
         while not self._buffer.empty():
             unstarted.append(self._buffer.get_nowait().id)
+        self._buffered.clear()
         if unstarted:
             try:
                 released = await self._rt.store.release(self._rt.owner, unstarted)
