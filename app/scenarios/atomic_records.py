@@ -22,16 +22,15 @@ from app.db import app_db
 from app.extensions import tasks
 from app.scenarios.records import MAX_DATA_LENGTH, save_record
 from app.scenarios.responses import (
-    RETRY_AFTER_SECONDS,
     ApiError,
     accepted,
-    error_response,
     install_error_handlers,
     json_object,
     text_field,
 )
 from app.taskdb import ConflictError, Transaction, init_task_db, task_db
 from tasks import StoreUnavailableError, TaskHandle, current_task
+from tasks.web.errors import render_tasks_error
 
 blueprint = Blueprint("atomic_records", __name__, url_prefix="/records/atomic")
 install_error_handlers(blueprint)
@@ -40,8 +39,7 @@ install_error_handlers(blueprint)
 @blueprint.errorhandler(StoreUnavailableError)
 async def store_unavailable(error: StoreUnavailableError) -> Response:
     """The task database cannot be written (nothing was): 503 with ``Retry-After``."""
-    retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
-    return error_response(ApiError(503, "store_unavailable", str(error), retry))
+    return render_tasks_error(error)
 
 
 MAX_KEY_LENGTH = 200

@@ -15,16 +15,7 @@ from tasks.web.errors import (
     render_http_exception,
 )
 
-__all__ = [
-    "RETRY_AFTER_SECONDS",
-    "ApiError",
-    "accepted",
-    "error_response",
-    "install_error_handlers",
-    "json_object",
-]
-
-error_response = render_api_error
+__all__ = ["ApiError", "accepted", "install_error_handlers", "json_object"]
 
 
 def accepted(handle: TaskHandle[Any], **extra: Any) -> tuple[Response, int, dict[str, str]]:
