@@ -43,11 +43,22 @@ class Dispatcher:
         self.running: dict[str, Execution] = {}
         self._busy = 0
         """Workers whose task body has not ended yet (each holds one slot)."""
-        self._wake = asyncio.Event()
-        self._slot_freed = asyncio.Event()
+        self._reserved = 0
+        """Slots promised to claims in flight (a claim asks for at most the free slots)."""
+        self._claims: set[asyncio.Task[None]] = set()
+        """Claims in flight. Several may be: a slot freed while one is being
+        committed is claimed for at once, in the transaction that commits the
+        freed slot's outcome, instead of after the claim in flight returns."""
+        self._look = True
+        """Whether the store may have claimable work (false after a short claim)."""
+        self._wakes = 0
+        self._interval = _MIN_POLL
+        self._attention = asyncio.Event()
+        """Set when the claimer has something to look at: a wake, a freed slot, a claim's end."""
         self._claimer: asyncio.Task[None] | None = None
-        self._claiming: asyncio.Future[list[TaskRecord]] | None = None
-        """A claim in flight; drain collects its rows if the claimer is cancelled mid-claim."""
+        self._stopping = False
+        self._unstarted: list[str] = []
+        """Ids claimed by claims that ended after the drain began (they never start)."""
         self._workers: list[asyncio.Task[None]] = []
         self._timers: set[asyncio.TimerHandle] = set()
 
@@ -65,7 +76,10 @@ class Dispatcher:
 
     def wake(self) -> None:
         """Look for work now (a task was enqueued or became due)."""
-        self._wake.set()
+        self._wakes += 1
+        self._look = True
+        self._interval = _MIN_POLL
+        self._attention.set()
 
     def wake_at(self, when: float) -> None:
         """Look for work at Unix time ``when`` (a delayed task or a retry)."""
@@ -90,42 +104,52 @@ class Dispatcher:
         return True
 
     async def _claim_loop(self) -> None:
-        interval = _MIN_POLL
-        look = True
-        config = self._rt.config
+        """Claim for the free slots whenever there may be work; poll when there seems none."""
         while True:
-            if not look:
-                try:
-                    async with asyncio.timeout(interval):
-                        await self._wake.wait()
-                    interval = _MIN_POLL
-                except TimeoutError:
-                    interval = min(interval * 2, config.poll_interval)
-            free = self._capacity - self._buffer.qsize() - self._busy
-            if free <= 0:
-                self._slot_freed.clear()
-                await self._slot_freed.wait()
-                look = True
+            free = self._capacity - self._buffer.qsize() - self._busy - self._reserved
+            if self._look and free > 0:
+                self._start_claim(free)
+            self._attention.clear()
+            if self._look or self._reserved:
+                await self._attention.wait()
                 continue
-            self._wake.clear()
-            # Shielded: a drain that cancels the claimer mid-claim still gets the
-            # claimed rows (from self._claiming) and releases them.
-            self._claiming = asyncio.ensure_future(
-                self._rt.store.claim(self._rt.owner, config.queues, free, config.lease_seconds)
-            )
             try:
-                records = await asyncio.shield(self._claiming)
-            except Exception as exc:
-                log.warning("could not claim tasks: %s", exc)
-                records = []
-                interval = config.poll_interval
-            self._claiming = None
-            for record in records:
-                self._buffered.add(record.id)
-                self._buffer.put_nowait(record)
-            look = len(records) == free
-            if records:
-                interval = _MIN_POLL
+                async with asyncio.timeout(self._interval):
+                    await self._attention.wait()
+            except TimeoutError:
+                self._interval = min(self._interval * 2, self._rt.config.poll_interval)
+                self._look = True
+
+    def _start_claim(self, limit: int) -> None:
+        self._reserved += limit
+        claim = asyncio.create_task(self._claim(limit, self._wakes), name="tasks-claim")
+        self._claims.add(claim)
+        claim.add_done_callback(self._claims.discard)
+
+    async def _claim(self, limit: int, wakes: int) -> None:
+        """Claim up to ``limit`` tasks into the buffer (``limit`` slots are reserved for it)."""
+        config = self._rt.config
+        try:
+            records = await self._rt.store.claim(
+                self._rt.owner, config.queues, limit, config.lease_seconds
+            )
+        except Exception as exc:
+            log.warning("could not claim tasks: %s", exc)
+            records = []
+            self._interval = config.poll_interval
+        finally:
+            self._reserved -= limit
+        if self._stopping:
+            self._unstarted += [record.id for record in records]
+            return
+        for record in records:
+            self._buffered.add(record.id)
+            self._buffer.put_nowait(record)
+        if len(records) < limit and self._wakes == wakes:
+            self._look = False  # nothing more is due, unless enqueued since this claim began
+        elif records:
+            self._interval = _MIN_POLL
+        self._attention.set()
 
     async def _worker(self) -> None:
         """Start one task at a time; move on once its run is over.
@@ -150,7 +174,7 @@ class Dispatcher:
 
     def _free_slot(self, slot: asyncio.Future[None]) -> None:
         self._busy -= 1
-        self._slot_freed.set()
+        self._attention.set()
         if not slot.done():
             slot.set_result(None)
 
@@ -169,6 +193,7 @@ class Dispatcher:
         task that is cut short requeues itself as soon as it is cancelled;
         whatever a kill interrupts keeps a lease that expires and is reclaimed.
         """
+        self._stopping = True
         for handle in self._timers:
             handle.cancel()
         for task in [self._claimer, *self._workers]:
@@ -177,10 +202,9 @@ class Dispatcher:
         await asyncio.gather(
             *(t for t in [self._claimer, *self._workers] if t), return_exceptions=True
         )
-        unstarted = []
-        if self._claiming is not None:
-            with contextlib.suppress(Exception):  # a claim that failed claimed nothing
-                unstarted += [record.id for record in await self._claiming]
+        if self._claims:  # each ends by adding what it claimed to self._unstarted
+            await asyncio.wait(list(self._claims))
+        unstarted = self._unstarted
         while not self._buffer.empty():
             unstarted.append(self._buffer.get_nowait().id)
         self._buffered.clear()

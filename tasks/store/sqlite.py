@@ -17,7 +17,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
@@ -319,15 +319,15 @@ class SQLiteStore:
         if not ids:
             return set()
 
-        async def renew(db: aiosqlite.Connection) -> set[str]:
+        def renew(conn: sqlite3.Connection) -> set[str]:
             kept: set[str] = set()
             expires = time.time() + lease_seconds
             for chunk in _chunks(ids):
-                rows = await db.execute_fetchall(
+                rows = conn.execute(
                     f"UPDATE tasks SET lease_expires_at = ? WHERE id IN ({_marks(chunk)})"
                     " AND state = 'running' AND lease_owner = ? RETURNING id",
                     (expires, *chunk, owner),
-                )
+                ).fetchall()
                 kept.update(row[0] for row in rows)
             return set(ids) - kept
 
@@ -340,17 +340,17 @@ class SQLiteStore:
         if not ids:
             return 0
 
-        async def release(db: aiosqlite.Connection) -> int:
+        def release(conn: sqlite3.Connection) -> int:
             count = 0
             for chunk in _chunks(ids):
-                rows = await db.execute_fetchall(
+                rows = conn.execute(
                     "UPDATE tasks SET state = 'queued', attempts = MAX(attempts - 1, 0),"
                     " started_at = NULL, lease_owner = NULL, lease_expires_at = NULL,"
                     f" version = version + 1 WHERE id IN ({_marks(chunk)})"
                     " AND state = 'running' AND lease_owner = ? RETURNING id",
                     (*chunk, owner),
-                )
-                count += len(list(rows))
+                ).fetchall()
+                count += len(rows)
             return count
 
         released: int = await self._write("call", release)
@@ -359,22 +359,22 @@ class SQLiteStore:
     async def reclaim_expired(self, error_message: str) -> Reclaimed:
         """Recover tasks of dead owners; see :meth:`Store.reclaim_expired`."""
 
-        async def reclaim(db: aiosqlite.Connection) -> Reclaimed:
+        def reclaim(conn: sqlite3.Connection) -> Reclaimed:
             now = time.time()
-            failed = await db.execute_fetchall(
+            failed = conn.execute(
                 "UPDATE tasks SET state = 'failed', finished_at = ?, lease_owner = NULL,"
                 " lease_expires_at = NULL, error_type = 'WorkerLostError', error_message = ?,"
                 " error_traceback = NULL, version = version + 1"
                 " WHERE state = 'running' AND lease_expires_at < ? AND attempts >= max_attempts"
                 " RETURNING id",
                 (now, error_message, now),
-            )
-            requeued = await db.execute_fetchall(
+            ).fetchall()
+            requeued = conn.execute(
                 "UPDATE tasks SET state = 'queued', started_at = NULL, lease_owner = NULL,"
                 " lease_expires_at = NULL, run_at = ?, version = version + 1"
                 " WHERE state = 'running' AND lease_expires_at < ? RETURNING id",
                 (now, now),
-            )
+            ).fetchall()
             return Reclaimed([r[0] for r in requeued], [r[0] for r in failed])
 
         result: Reclaimed = await self._write("call", reclaim)
@@ -383,14 +383,14 @@ class SQLiteStore:
     async def cancel(self, task_id: str) -> TaskRecord | None:
         """Cancel a task; see :meth:`Store.cancel`."""
 
-        async def cancel(db: aiosqlite.Connection) -> TaskRecord | None:
-            await db.execute(
+        def cancel(conn: sqlite3.Connection) -> TaskRecord | None:
+            conn.execute(
                 "UPDATE tasks SET state = 'cancelled', finished_at = ?, lease_owner = NULL,"
                 " lease_expires_at = NULL, version = version + 1"
                 " WHERE id = ? AND state IN ('queued', 'running')",
                 (time.time(), task_id),
             )
-            return await self._select_one(db, task_id)
+            return _select_one(conn, task_id)
 
         result: TaskRecord | None = await self._write("call", cancel)
         return result
@@ -398,8 +398,8 @@ class SQLiteStore:
     async def retry(self, task_id: str) -> TaskRecord | None:
         """Requeue a failed or cancelled task; see :meth:`Store.retry`."""
 
-        async def retry(db: aiosqlite.Connection) -> TaskRecord | None:
-            await db.execute(
+        def retry(conn: sqlite3.Connection) -> TaskRecord | None:
+            conn.execute(
                 "UPDATE tasks SET state = 'queued', attempts = 0, run_at = ?, started_at = NULL,"
                 " finished_at = NULL, result = NULL, error_type = NULL, error_message = NULL,"
                 " error_traceback = NULL, progress_current = NULL, progress_total = NULL,"
@@ -407,7 +407,7 @@ class SQLiteStore:
                 " WHERE id = ? AND state IN ('failed', 'cancelled')",
                 (time.time(), task_id),
             )
-            return await self._select_one(db, task_id)
+            return _select_one(conn, task_id)
 
         result: TaskRecord | None = await self._write("call", retry)
         return result
@@ -418,13 +418,13 @@ class SQLiteStore:
         if limit <= 0:
             return 0
 
-        async def purge(db: aiosqlite.Connection) -> int:
-            rows = await db.execute_fetchall(
+        def purge(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(
                 "DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state IN"
                 " ('succeeded', 'failed', 'cancelled') AND finished_at < ? LIMIT ?) RETURNING id",
                 (finished_before, limit),
-            )
-            return len(list(rows))
+            ).fetchall()
+            return len(rows)
 
         purged: int = await self._write("call", purge)
         return purged
@@ -459,110 +459,17 @@ class SQLiteStore:
         raise AssertionError("unreachable")
 
     async def _transaction(self, batch: Sequence[WriteRequest]) -> list[Any]:
-        """Run one batch in one transaction, in two round trips to the connection's thread.
+        """Run one batch in one transaction, in one round trip to the writer's thread.
 
-        Every statement of the batch is queued at once behind ``BEGIN IMMEDIATE``
-        (see :class:`_Pipeline`), then ``COMMIT`` once all of them succeeded.
-        ``SAVEPOINT`` right after ``BEGIN`` keeps the queued statements inside a
-        transaction even if ``BEGIN`` itself fails (busy), so nothing of a failed
-        batch can commit on its own: it is all rolled back here.
+        The whole transaction (``BEGIN IMMEDIATE``, every statement, ``COMMIT``)
+        is one call on the writer connection's aiosqlite thread: each round
+        trip between the event loop and that thread waits for the OS to
+        schedule the other side, and under load for a turn of the busy loop.
         """
         db = self._db
-        pipe = _Pipeline(db)
-        pipe.run("BEGIN IMMEDIATE")
-        pipe.run("SAVEPOINT tasks_batch")
-        try:
-            results = await self._apply(pipe, batch)
-            await db.execute("COMMIT")
-            self._commit_count += 1
-        except BaseException:
-            await pipe.settle()
-            if db.in_transaction:
-                await db.execute("ROLLBACK")
-            raise
+        results = await _on_connection_thread(db, _run_transaction, batch, time.time())
+        self._commit_count += 1
         return results
-
-    async def _apply(self, pipe: _Pipeline, batch: Sequence[WriteRequest]) -> list[Any]:
-        """Queue one batch: inserts, then finishes and progress, then other calls, then claims.
-
-        Claims come last so that tasks inserted and slots freed in this very
-        transaction are seen by them. Calls (rare: heartbeats, cancels, ...)
-        await their own statements, so the queue is drained before them.
-        """
-        results: list[Any] = [None] * len(batch)
-        by_kind: dict[str, list[int]] = {}
-        for index, request in enumerate(batch):
-            by_kind.setdefault(request.kind, []).append(index)
-        now = time.time()
-        answers: list[Callable[[], None]] = []
-        if "insert" in by_kind:
-            answers.append(self._queue_inserts(pipe, batch, by_kind["insert"], results))
-        if "finish" in by_kind:
-            answers.append(self._queue_finishes(pipe, batch, by_kind["finish"], results, now))
-        if "progress" in by_kind:
-            pipe.run_many(
-                "UPDATE tasks SET progress_current = ?, progress_total = ?, progress_message = ?,"
-                " version = version + 1 WHERE id = ? AND state = 'running' AND lease_owner = ?",
-                [
-                    (_number(p.current), _number(p.total), _text(p.message), task_id, owner)
-                    for task_id, owner, p in (batch[i].payload for i in by_kind["progress"])
-                ],
-            )
-        if "call" in by_kind:
-            await pipe.wait()
-            for index in by_kind["call"]:
-                results[index] = await batch[index].payload(pipe.db)
-        claims = [
-            (index, self._queue_claim(pipe, *batch[index].payload, now=now))
-            for index in by_kind.get("claim", ())
-        ]
-        await pipe.wait()
-        for answer in answers:
-            answer()
-        for index, step in claims:
-            records = [record_from_row(row) for row in step.result()]
-            records.sort(key=lambda r: (-r.priority, r.run_at, r.id))
-            results[index] = records
-        return results
-
-    def _queue_inserts(
-        self,
-        pipe: _Pipeline,
-        batch: Sequence[WriteRequest],
-        indexes: list[int],
-        results: list[Any],
-    ) -> Callable[[], None]:
-        plain: list[tuple[Any, ...]] = []
-        keyed: list[tuple[int, int, str, asyncio.Task[list[Any]], asyncio.Task[list[Any]]]] = []
-        for index in indexes:
-            tasks: list[NewTask] = batch[index].payload
-            answers: list[Inserted] = []
-            for task in tasks:
-                row = _insert_row(task)
-                answers.append(Inserted(task.id, True))
-                if task.idempotency_key is None:
-                    plain.append(row)
-                else:
-                    # Keyed rows go one by one, in order, so that a key repeated
-                    # within the batch finds the row its first use inserted.
-                    if plain:
-                        pipe.run_many(_INSERT, plain)
-                        plain = []
-                    inserted = pipe.fetch(_INSERT_KEYED, row)
-                    existing = pipe.fetch(_SELECT_KEY, (task.idempotency_key,))
-                    keyed.append((index, len(answers) - 1, task.id, inserted, existing))
-            results[index] = answers
-        if plain:
-            pipe.run_many(_INSERT, plain)
-
-        def answer() -> None:
-            for index, position, task_id, inserted, existing in keyed:
-                if not inserted.result():
-                    results[index][position] = Inserted(existing.result()[0][0], False)
-                else:
-                    results[index][position] = Inserted(task_id, True)
-
-        return answer
 
     async def _insert_keyed(
         self, db: aiosqlite.Connection, row: tuple[Any, ...], key: str
@@ -579,80 +486,7 @@ class SQLiteStore:
         )
         return Inserted(existing[0][0], False)
 
-    def _queue_finishes(
-        self,
-        pipe: _Pipeline,
-        batch: Sequence[WriteRequest],
-        indexes: list[int],
-        results: list[Any],
-        now: float,
-    ) -> Callable[[], None]:
-        changes: list[Finish] = []
-        seen: set[str] = set()
-        for index in indexes:
-            for change in batch[index].payload:
-                if change.task_id not in seen:  # a second outcome of one run never applies
-                    seen.add(change.task_id)
-                    changes.append(change)
-        steps: list[asyncio.Task[list[Any]]] = []
-        for chunk in _chunks(changes):
-            params: list[Any] = [now]  # now: the first "?"
-            for change in chunk:
-                error_type, error_message, error_tb = _dumps_error(change.error)
-                progress = change.progress
-                params += (
-                    change.task_id,
-                    change.state.value,
-                    change.result_json,
-                    error_type,
-                    error_message,
-                    error_tb,
-                    change.run_at,
-                    1 if change.refund else 0,
-                    None if progress is None else _number(progress.current),
-                    None if progress is None else _number(progress.total),
-                    None if progress is None else _text(progress.message),
-                    change.owner,
-                )
-            steps.append(pipe.fetch(_finish_sql(len(chunk)), params))
-
-        def answer() -> None:
-            applied = {row[0] for step in steps for row in step.result()}
-            for index in indexes:
-                answers = []
-                for change in batch[index].payload:
-                    answers.append(change.task_id in applied)
-                    applied.discard(change.task_id)  # only its first outcome counts
-                results[index] = answers
-
-        return answer
-
-    def _queue_claim(
-        self,
-        pipe: _Pipeline,
-        owner: str,
-        queues: tuple[str, ...],
-        limit: int,
-        lease_seconds: float,
-        *,
-        now: float,
-    ) -> asyncio.Task[list[Any]]:
-        return pipe.fetch(
-            "UPDATE tasks SET state = 'running', attempts = attempts + 1, started_at = ?,"
-            " lease_owner = ?, lease_expires_at = ?, version = version + 1"
-            " WHERE id IN (SELECT id FROM tasks WHERE state = 'queued' AND run_at <= ?"
-            f" AND queue IN ({_marks(queues)}) ORDER BY priority DESC, run_at, id LIMIT ?)"
-            f" RETURNING {COLUMNS}",
-            (now, owner, now + lease_seconds, now, *queues, limit),
-        )
-
     # -- reads ---------------------------------------------------------------
-
-    async def _select_one(self, db: aiosqlite.Connection, task_id: str) -> TaskRecord | None:
-        rows = list(
-            await db.execute_fetchall(f"SELECT {COLUMNS} FROM tasks WHERE id = ?", (task_id,))
-        )
-        return record_from_row(rows[0]) if rows else None
 
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         try:
@@ -730,63 +564,156 @@ def _insert_row(task: NewTask) -> tuple[Any, ...]:
     )
 
 
-class _Pipeline:
-    """Statements queued to an aiosqlite connection's thread at once.
+def _on_connection_thread(
+    db: aiosqlite.Connection, fn: Callable[..., _T], *args: Any
+) -> Awaitable[_T]:
+    """Run ``fn(connection, *args)`` on ``db``'s own thread, in order with its other calls.
 
-    aiosqlite runs each call on its own thread in the order it was queued, and
-    each ``await`` of one is a round trip between the event loop and that
-    thread; under load every round trip also waits for a turn of the busy loop.
-    Queuing a batch's statements together makes them one round trip. Each step
-    is a task started at once, so they reach the thread in order.
+    aiosqlite runs every call of a connection on that connection's thread;
+    ``Connection._execute`` is how its own methods queue one there. It has no
+    public equivalent, so the supported aiosqlite versions are pinned in
+    ``pyproject.toml`` and the store's tests fail at once if it changes.
     """
-
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self.db = db
-        self._steps: list[asyncio.Task[Any]] = []
-
-    def run(self, sql: str, params: Sequence[Any] = ()) -> None:
-        """Queue a statement whose result is not needed."""
-        self._steps.append(asyncio.create_task(_execute(self.db, sql, params)))
-
-    def run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        """Queue one statement run once per row of parameters."""
-        self._steps.append(asyncio.create_task(_execute_many(self.db, sql, rows)))
-
-    def fetch(self, sql: str, params: Sequence[Any] = ()) -> asyncio.Task[list[Any]]:
-        """Queue a statement; the returned task gives its rows once :meth:`wait` returned."""
-        step = asyncio.create_task(_fetch(self.db, sql, params))
-        self._steps.append(step)
-        return step
-
-    async def wait(self) -> None:
-        """Wait for every queued statement; raise the first failure, in queue order."""
-        steps = await self.settle()
-        for step in steps:
-            exc = step.exception()
-            if exc is not None:
-                raise exc
-
-    async def settle(self) -> list[asyncio.Task[Any]]:
-        """Wait until every queued statement has run, whatever the outcome."""
-        steps, self._steps = self._steps, []
-        if steps:
-            await asyncio.wait(steps)
-            for step in steps:  # mark every failure as seen
-                if not step.cancelled():
-                    step.exception()
-        return steps
+    return db._execute(fn, db._conn, *args)  # type: ignore[no-untyped-call]
 
 
-async def _execute(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> None:
-    await db.execute(sql, params)
+def _run_transaction(
+    conn: sqlite3.Connection, batch: Sequence[WriteRequest], now: float
+) -> list[Any]:
+    """One batch as one ``BEGIN IMMEDIATE`` transaction: all of it commits, or none."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        results = _apply(conn, batch, now)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return results
 
 
-async def _execute_many(db: aiosqlite.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-    await db.executemany(sql, rows)
+def _apply(conn: sqlite3.Connection, batch: Sequence[WriteRequest], now: float) -> list[Any]:
+    """Apply a batch: inserts, then finishes and progress, then other calls, then claims.
+
+    Claims come last so that tasks inserted and slots freed in this very
+    transaction are seen by them.
+    """
+    results: list[Any] = [None] * len(batch)
+    by_kind: dict[str, list[int]] = {}
+    for index, request in enumerate(batch):
+        by_kind.setdefault(request.kind, []).append(index)
+    for index in by_kind.get("insert", ()):
+        results[index] = _insert_all(conn, batch[index].payload)
+    if "finish" in by_kind:
+        _apply_finishes(conn, batch, by_kind["finish"], results, now)
+    if "progress" in by_kind:
+        conn.executemany(
+            "UPDATE tasks SET progress_current = ?, progress_total = ?, progress_message = ?,"
+            " version = version + 1 WHERE id = ? AND state = 'running' AND lease_owner = ?",
+            [
+                (_number(p.current), _number(p.total), _text(p.message), task_id, owner)
+                for task_id, owner, p in (batch[i].payload for i in by_kind["progress"])
+            ],
+        )
+    for index in by_kind.get("call", ()):
+        results[index] = batch[index].payload(conn)
+    for index in by_kind.get("claim", ()):
+        results[index] = _claim(conn, *batch[index].payload, now=now)
+    return results
 
 
-async def _fetch(db: aiosqlite.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
-    return list(await db.execute_fetchall(sql, params))
+def _insert_all(conn: sqlite3.Connection, tasks: Sequence[NewTask]) -> list[Inserted]:
+    answers: list[Inserted] = []
+    plain: list[tuple[Any, ...]] = []
+    for task in tasks:
+        row = _insert_row(task)
+        if task.idempotency_key is None:
+            plain.append(row)
+            answers.append(Inserted(task.id, True))
+            continue
+        # Keyed rows go one by one, in order, so that a key repeated within the
+        # batch finds the row its first use inserted.
+        if plain:
+            conn.executemany(_INSERT, plain)
+            plain = []
+        if conn.execute(_INSERT_KEYED, row).fetchall():
+            answers.append(Inserted(task.id, True))
+        else:
+            [(existing,)] = conn.execute(_SELECT_KEY, (task.idempotency_key,)).fetchall()
+            answers.append(Inserted(existing, False))
+    if plain:
+        conn.executemany(_INSERT, plain)
+    return answers
+
+
+def _apply_finishes(
+    conn: sqlite3.Connection,
+    batch: Sequence[WriteRequest],
+    indexes: list[int],
+    results: list[Any],
+    now: float,
+) -> None:
+    changes: list[Finish] = []
+    seen: set[str] = set()
+    for index in indexes:
+        for change in batch[index].payload:
+            if change.task_id not in seen:  # a second outcome of one run never applies
+                seen.add(change.task_id)
+                changes.append(change)
+    applied: set[str] = set()
+    for chunk in _chunks(changes):
+        params: list[Any] = [now]  # now: the first "?"
+        for change in chunk:
+            error_type, error_message, error_tb = _dumps_error(change.error)
+            progress = change.progress
+            params += (
+                change.task_id,
+                change.state.value,
+                change.result_json,
+                error_type,
+                error_message,
+                error_tb,
+                change.run_at,
+                1 if change.refund else 0,
+                None if progress is None else _number(progress.current),
+                None if progress is None else _number(progress.total),
+                None if progress is None else _text(progress.message),
+                change.owner,
+            )
+        applied.update(row[0] for row in conn.execute(_finish_sql(len(chunk)), params))
+    for index in indexes:
+        answers = []
+        for change in batch[index].payload:
+            answers.append(change.task_id in applied)
+            applied.discard(change.task_id)  # only its first outcome counts
+        results[index] = answers
+
+
+def _claim(
+    conn: sqlite3.Connection,
+    owner: str,
+    queues: tuple[str, ...],
+    limit: int,
+    lease_seconds: float,
+    *,
+    now: float,
+) -> list[TaskRecord]:
+    rows = conn.execute(
+        "UPDATE tasks SET state = 'running', attempts = attempts + 1, started_at = ?,"
+        " lease_owner = ?, lease_expires_at = ?, version = version + 1"
+        " WHERE id IN (SELECT id FROM tasks WHERE state = 'queued' AND run_at <= ?"
+        f" AND queue IN ({_marks(queues)}) ORDER BY priority DESC, run_at, id LIMIT ?)"
+        f" RETURNING {COLUMNS}",
+        (now, owner, now + lease_seconds, now, *queues, limit),
+    ).fetchall()
+    records = [record_from_row(row) for row in rows]
+    records.sort(key=lambda r: (-r.priority, r.run_at, r.id))
+    return records
+
+
+def _select_one(conn: sqlite3.Connection, task_id: str) -> TaskRecord | None:
+    rows = conn.execute(f"SELECT {COLUMNS} FROM tasks WHERE id = ?", (task_id,)).fetchall()
+    return record_from_row(rows[0]) if rows else None
 
 
 @functools.lru_cache(maxsize=64)
