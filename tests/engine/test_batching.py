@@ -11,14 +11,19 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
+from quart import Quart
 
+from tasks import Tasks
 from tasks.errors import StoreUnavailableError
-from tasks.model import Finish, NewTask, State, new_id
+from tasks.model import Finish, NewTask, State, TaskRecord, new_id
 from tasks.store import Store, create_store
+from tasks.store.batching import WriteRequest
 from tasks.store.sqlite import SQLiteStore
+from tests.conftest import eventually
 
 
 def _task(task_id: str | None = None, key: str | None = None) -> NewTask:
@@ -171,3 +176,71 @@ async def test_finish_batch_applies_each_rows_own_guard(store: Store) -> None:
     assert records[never_claimed].result is None
     assert (records[cancelled].state, records[cancelled].result) == (State.CANCELLED, None)
     assert (records[held[2]].state, records[held[2]].attempts) == (State.QUEUED, 0)
+
+
+async def test_a_slot_freed_during_a_claim_is_claimed_with_its_outcome_never_beyond_the_slots(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While one claim waits to commit, a slot freed meanwhile is claimed at once, in the
+    transaction that commits that slot's outcome, and the process never holds more
+    running tasks than it has slots."""
+    tasks = Tasks(database_url=database_url, concurrency=2, poll_interval=0.1)
+    release = {n: asyncio.Event() for n in range(6)}
+    started: list[int] = []
+
+    @tasks.task(name="held", max_attempts=1)
+    async def held(n: int) -> int:
+        started.append(n)
+        await release[n].wait()
+        return n
+
+    gate, gated = asyncio.Event(), asyncio.Event()
+    armed = False
+    batches: list[list[str]] = []
+    running_after_commit: list[int] = []
+    real_run_batch, real_claim = SQLiteStore._run_batch, SQLiteStore.claim
+    claims_in_flight = 0
+
+    async def counting_claim(self: SQLiteStore, *args: Any) -> list[TaskRecord]:
+        nonlocal claims_in_flight
+        claims_in_flight += 1
+        try:
+            return await real_claim(self, *args)
+        finally:
+            claims_in_flight -= 1
+
+    async def spying_run_batch(self: SQLiteStore, batch: Sequence[WriteRequest]) -> list[Any]:
+        if armed and not gated.is_set() and any(r.kind == "claim" for r in batch):
+            gated.set()
+            await gate.wait()  # the first claim after arming waits here
+        results = await real_run_batch(self, batch)
+        batches.append([r.kind for r in batch])
+        running_after_commit.append(len((await self.list(state=State.RUNNING)).tasks))
+        return results
+
+    monkeypatch.setattr(SQLiteStore, "_run_batch", spying_run_batch)
+    monkeypatch.setattr(SQLiteStore, "claim", counting_claim)
+    app = Quart(__name__)
+    tasks.init_app(app)
+    async with app.test_app():
+        handles = await tasks.enqueue_many([held.call(n) for n in range(6)])
+        await eventually(lambda: _true(len(started) == 2))
+        first, second = started
+        armed = True
+        release[first].set()  # its slot frees: a claim for it waits at the gate
+        await asyncio.wait_for(gated.wait(), 10)
+        before = len(batches)
+        release[second].set()  # freed while that claim is in flight
+        await eventually(lambda: _true(claims_in_flight == 2))
+        gate.set()
+        await eventually(lambda: _true(len(started) == 4))
+        # The second slot's outcome and the claim for it shared one transaction.
+        assert ["finish", "claim"] in [sorted(kinds, reverse=True) for kinds in batches[before:]]
+        for n in range(6):
+            release[n].set()
+        assert [await h.result(10) for h in handles] == list(range(6))
+    assert max(running_after_commit) <= 2, running_after_commit
+
+
+async def _true(value: bool) -> bool:
+    return value
