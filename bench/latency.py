@@ -2,7 +2,11 @@
 
 Measured in-process with ``time.perf_counter``: from just before ``enqueue``
 is called to the moment the task body starts. The clock therefore includes
-the enqueue commit, the claim commit, and handing the task to a worker.
+the enqueue's commit (the claim shares it) and handing the task to a worker.
+
+It also prints the p50 with the tasks 2 ms apart: on a machine whose CPUs
+fall idle between enqueues (a VM especially), most of the 10 ms figure is the
+time the CPUs take to come back, which the 2 ms figure mostly avoids.
 """
 
 from __future__ import annotations
@@ -14,22 +18,30 @@ from bench.common import Figure, Options, engine, options_from, parser, percenti
 
 TASKS = 500
 GAP = 0.01
+SHORT_GAP = 0.002
 
 
-async def measure(options: Options, count: int = TASKS) -> list[Figure]:
-    """Enqueue ``count`` tasks ``GAP`` apart; return p50 and p99 of enqueue-to-start."""
+async def delays(options: Options, count: int, gap: float) -> list[float]:
+    """Enqueue ``count`` tasks ``gap`` seconds apart; each one's enqueue-to-start in ms."""
     async with engine(options, concurrency=10) as bench:
         mark = bench.tasks.get_task("mark")
         before: dict[int, float] = {}
         for n in range(count):
             before[n] = time.perf_counter()
             await mark.enqueue(n)
-            await asyncio.sleep(GAP)
+            await asyncio.sleep(gap)
         await bench.until_finished(count)
-    delays = [(bench.started[n] - before[n]) * 1000 for n in range(count)]
+    return [(bench.started[n] - before[n]) * 1000 for n in range(count)]
+
+
+async def measure(options: Options, count: int = TASKS) -> list[Figure]:
+    """p50 and p99 of enqueue-to-start, tasks ``GAP`` apart; then the p50 ``SHORT_GAP`` apart."""
+    spaced = await delays(options, count, GAP)
+    close = await delays(options, count, SHORT_GAP)
     return [
-        Figure("enqueue-to-start latency p50", percentile(delays, 0.50), "ms", "<= 1"),
-        Figure("enqueue-to-start latency p99", percentile(delays, 0.99), "ms", "<= 5"),
+        Figure("enqueue-to-start latency p50", percentile(spaced, 0.50), "ms", "<= 1"),
+        Figure("enqueue-to-start latency p99", percentile(spaced, 0.99), "ms", "<= 5"),
+        Figure("  p50 with the tasks 2 ms apart", percentile(close, 0.50), "ms", "(warm CPUs)"),
     ]
 
 

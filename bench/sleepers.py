@@ -30,8 +30,12 @@ async def ceiling(count: int = TASKS) -> float:
         backlog.put_nowait(SLEEP)
 
     async def worker() -> None:
-        while not backlog.empty():
-            await asyncio.sleep(backlog.get_nowait())
+        while True:
+            try:
+                seconds = backlog.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            await asyncio.sleep(seconds)
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
