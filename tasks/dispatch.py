@@ -45,6 +45,8 @@ class Dispatcher:
         """Workers whose task body has not ended yet (each holds one slot)."""
         self._reserved = 0
         """Slots promised to claims in flight (a claim asks for at most the free slots)."""
+        self._unbound = False
+        """A claim is waiting for its batch: it will ask for every slot free at that point."""
         self._claims: set[asyncio.Task[None]] = set()
         """Claims in flight. Several may be: a slot freed while one is being
         committed is claimed for at once, in the transaction that commits the
@@ -103,14 +105,16 @@ class Dispatcher:
         execution.cancel("lost" if reason == "lost" else "cancelled")
         return True
 
+    def _free_slots(self) -> int:
+        return self._capacity - self._buffer.qsize() - self._busy - self._reserved
+
     async def _claim_loop(self) -> None:
         """Claim for the free slots whenever there may be work; poll when there seems none."""
         while True:
-            free = self._capacity - self._buffer.qsize() - self._busy - self._reserved
-            if self._look and free > 0:
-                self._start_claim(free)
+            if self._look and not self._unbound and self._free_slots() > 0:
+                self._start_claim()
             self._attention.clear()
-            if self._look or self._reserved:
+            if self._look or self._reserved or self._unbound:
                 await self._attention.wait()
                 continue
             try:
@@ -120,24 +124,40 @@ class Dispatcher:
                 self._interval = min(self._interval * 2, self._rt.config.poll_interval)
                 self._look = True
 
-    def _start_claim(self, limit: int) -> None:
-        self._reserved += limit
-        claim = asyncio.create_task(self._claim(limit, self._wakes), name="tasks-claim")
+    def _start_claim(self) -> None:
+        self._unbound = True
+        claim = asyncio.create_task(self._claim(self._wakes), name="tasks-claim")
         self._claims.add(claim)
         claim.add_done_callback(self._claims.discard)
 
-    async def _claim(self, limit: int, wakes: int) -> None:
-        """Claim up to ``limit`` tasks into the buffer (``limit`` slots are reserved for it)."""
+    async def _claim(self, wakes: int) -> None:
+        """Claim tasks into the buffer, as many as slots are free when its batch is cut.
+
+        Until then the claim is "unbound": slots that free up meanwhile join it
+        instead of needing a claim of their own. Once bound, its slots are
+        reserved until its rows are in the buffer.
+        """
         config = self._rt.config
+        limit, bound = 0, False
+
+        def bind() -> int:
+            nonlocal limit, bound
+            bound, self._unbound = True, False
+            limit = 0 if self._stopping else max(self._free_slots(), 0)
+            self._reserved += limit
+            return limit
+
         try:
             records = await self._rt.store.claim(
-                self._rt.owner, config.queues, limit, config.lease_seconds
+                self._rt.owner, config.queues, bind, config.lease_seconds
             )
         except Exception as exc:
             log.warning("could not claim tasks: %s", exc)
             records = []
             self._interval = config.poll_interval
         finally:
+            if not bound:  # it failed before its batch was cut
+                self._unbound = False
             self._reserved -= limit
         if self._stopping:
             self._unstarted += [record.id for record in records]

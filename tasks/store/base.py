@@ -74,13 +74,19 @@ class Store(Protocol):
         """
 
     async def claim(
-        self, owner: str, queues: Sequence[str], limit: int, lease_seconds: float
+        self,
+        owner: str,
+        queues: Sequence[str],
+        limit: int | Callable[[], int],
+        lease_seconds: float,
     ) -> list[TaskRecord]:
         """Atomically move up to ``limit`` due queued tasks to running for ``owner``.
 
         Order: highest priority first, then earliest ``run_at``. Each claimed task
         gets ``attempts + 1``, ``started_at`` and a lease expiring after
-        ``lease_seconds``.
+        ``lease_seconds``. ``limit`` may be a function: it is called once, on
+        the event loop, just before the claim's transaction begins (a
+        dispatcher then claims for the slots free at that moment).
         """
 
     async def finish(self, changes: Sequence[Finish]) -> list[bool]:

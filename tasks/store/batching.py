@@ -19,6 +19,30 @@ from typing import Any
 log = logging.getLogger("tasks.store")
 
 
+@dataclass(frozen=True, slots=True)
+class AtCommit:
+    """A payload computed when its batch is cut, just before the transaction.
+
+    A claim uses it to ask for the worker slots free at that moment, which
+    includes slots freed after the claim was submitted.
+    """
+
+    compute: Callable[[], Any]
+
+
+def claim_payload(
+    owner: str, queues: Any, limit: int | Callable[[], int], lease_seconds: float
+) -> Any:
+    """A claim's payload ``(owner, queues, limit, lease_seconds)``; see :meth:`Store.claim`.
+
+    With a function for ``limit`` it is computed when the batch is cut.
+    """
+    if callable(limit):
+        count = limit
+        return AtCommit(lambda: (owner, queues, count(), lease_seconds))
+    return (owner, queues, limit, lease_seconds)
+
+
 @dataclass(slots=True)
 class WriteRequest:
     """One caller's write: a kind the backend knows, its payload, and its answer."""
@@ -77,6 +101,9 @@ class GroupCommit:
             while self._pending:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
+                for request in batch:
+                    if isinstance(request.payload, AtCommit):
+                        request.payload = request.payload.compute()
                 await self._commit(batch)
             if self._closing:
                 return

@@ -32,7 +32,7 @@ from tasks.errors import StoreUnavailableError
 from tasks.model import Finish, NewTask, Progress, State, TaskRecord
 from tasks.store import rows as shared_rows
 from tasks.store.base import Inserted, Page, Reclaimed
-from tasks.store.batching import GroupCommit, WriteRequest
+from tasks.store.batching import GroupCommit, WriteRequest, claim_payload
 from tasks.store.migrations import load_migrations
 from tasks.store.rows import COLUMNS, record_from_row
 
@@ -471,14 +471,17 @@ class PostgresStore:
         return answers
 
     async def claim(
-        self, owner: str, queues: Sequence[str], limit: int, lease_seconds: float
+        self,
+        owner: str,
+        queues: Sequence[str],
+        limit: int | Callable[[], int],
+        lease_seconds: float,
     ) -> list[TaskRecord]:
         """Claim due tasks; see :meth:`Store.claim`."""
-        if limit <= 0 or not queues:
+        if not queues or (isinstance(limit, int) and limit <= 0):
             return []
-        result: list[TaskRecord] = await self._write(
-            "claim", (owner, list(queues), limit, lease_seconds)
-        )
+        payload = claim_payload(owner, list(queues), limit, lease_seconds)
+        result: list[TaskRecord] = await self._write("claim", payload)
         return result
 
     async def finish(self, changes: Sequence[Finish]) -> list[bool]:
@@ -723,6 +726,8 @@ class PostgresStore:
     async def _apply_claim(
         self, tx: _Tx, owner: str, queues: list[str], limit: int, lease_seconds: float
     ) -> list[TaskRecord]:
+        if limit <= 0:
+            return []
         sql, queue_arg = (
             (_CLAIM_ONE_QUEUE, queues[0]) if len(queues) == 1 else (_CLAIM_QUEUES, queues)
         )

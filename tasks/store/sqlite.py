@@ -27,7 +27,7 @@ from tasks.errors import StoreUnavailableError
 from tasks.model import ErrorInfo, Finish, NewTask, Progress, State, TaskRecord
 from tasks.store import rows as shared_rows
 from tasks.store.base import Inserted, Page, Reclaimed
-from tasks.store.batching import GroupCommit, WriteRequest
+from tasks.store.batching import GroupCommit, WriteRequest, claim_payload
 from tasks.store.migrations import load_migrations, split_sqlite_statements
 from tasks.store.rows import COLUMNS, record_from_row
 
@@ -292,14 +292,17 @@ class SQLiteStore:
             raise StoreUnavailableError(f"cannot write task database {self.path}: {exc}") from exc
 
     async def claim(
-        self, owner: str, queues: Sequence[str], limit: int, lease_seconds: float
+        self,
+        owner: str,
+        queues: Sequence[str],
+        limit: int | Callable[[], int],
+        lease_seconds: float,
     ) -> list[TaskRecord]:
         """Claim due tasks; see :meth:`Store.claim`."""
-        if limit <= 0 or not queues:
+        if not queues or (isinstance(limit, int) and limit <= 0):
             return []
-        result: list[TaskRecord] = await self._write(
-            "claim", (owner, tuple(queues), limit, lease_seconds)
-        )
+        payload = claim_payload(owner, tuple(queues), limit, lease_seconds)
+        result: list[TaskRecord] = await self._write("claim", payload)
         return result
 
     async def finish(self, changes: Sequence[Finish]) -> list[bool]:
@@ -698,6 +701,8 @@ def _claim(
     *,
     now: float,
 ) -> list[TaskRecord]:
+    if limit <= 0:
+        return []
     rows = conn.execute(
         "UPDATE tasks SET state = 'running', attempts = attempts + 1, started_at = ?,"
         " lease_owner = ?, lease_expires_at = ?, version = version + 1"

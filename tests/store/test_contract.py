@@ -196,6 +196,31 @@ async def test_claim_limit_queues_and_fields(store: Store) -> None:
     assert [r.id for r in await store.claim(OWNER, ["other"], 5, LEASE)] == [other_queue]
 
 
+async def test_claim_limit_function_is_called_once_when_the_batch_is_cut(store: Store) -> None:
+    ids = await add(store, 5)
+    calls: list[str] = []
+    free = 1
+
+    def limit() -> int:
+        calls.append("limit")
+        return free
+
+    claim = asyncio.ensure_future(store.claim(OWNER, ["default"], limit, LEASE))
+    await asyncio.sleep(0)  # the claim is submitted; its batch is cut a turn later
+    free = 3  # two more slots freed meanwhile
+    claimed = await claim
+    assert calls == ["limit"]
+    assert [r.id for r in claimed] == ids[:3]
+
+    def nothing() -> int:
+        calls.append("nothing")
+        return 0
+
+    assert await store.claim(OWNER, ["default"], nothing, LEASE) == []
+    assert calls == ["limit", "nothing"]
+    assert (await store.count_by_state())[State.QUEUED] == 2
+
+
 async def test_concurrent_claimers_never_get_the_same_task(
     store: Store, store_factory: StoreFactory
 ) -> None:
