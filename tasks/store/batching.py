@@ -19,6 +19,10 @@ from typing import Any
 log = logging.getLogger("tasks.store")
 
 
+class ClosedError(RuntimeError):
+    """Raised by :meth:`GroupCommit.submit` once the writer is closed (or never started)."""
+
+
 @dataclass(frozen=True, slots=True)
 class AtCommit:
     """A payload computed when its batch is cut, just before the transaction.
@@ -77,7 +81,7 @@ class GroupCommit:
     async def submit(self, kind: str, payload: Any) -> Any:
         """Queue a write and wait until the transaction holding it has committed."""
         if self._closing or self._task is None:
-            raise RuntimeError("the task store is closed")
+            raise ClosedError("the task store is closed")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append(WriteRequest(kind, payload, future))
         self._wake.set()
@@ -101,10 +105,9 @@ class GroupCommit:
             while self._pending:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
-                for request in batch:
-                    if isinstance(request.payload, AtCommit):
-                        request.payload = request.payload.compute()
-                await self._commit(batch)
+                batch = [request for request in batch if _compute_payload(request)]
+                if batch:
+                    await self._commit(batch)
             if self._closing:
                 return
 
@@ -120,3 +123,15 @@ class GroupCommit:
         for request, result in zip(batch, results, strict=True):
             if not request.future.done():
                 request.future.set_result(result)
+
+
+def _compute_payload(request: WriteRequest) -> bool:
+    """Compute an :class:`AtCommit` payload; False (and the caller gets the error) if it fails."""
+    if isinstance(request.payload, AtCommit):
+        try:
+            request.payload = request.payload.compute()
+        except Exception as exc:
+            if not request.future.done():
+                request.future.set_exception(exc)
+            return False
+    return True

@@ -32,7 +32,7 @@ from tasks.errors import StoreUnavailableError
 from tasks.model import Finish, NewTask, Progress, State, TaskRecord
 from tasks.store import rows as shared_rows
 from tasks.store.base import Inserted, Page, Reclaimed
-from tasks.store.batching import GroupCommit, WriteRequest, claim_payload
+from tasks.store.batching import ClosedError, GroupCommit, WriteRequest, claim_payload
 from tasks.store.migrations import load_migrations
 from tasks.store.rows import COLUMNS, record_from_row
 
@@ -614,7 +614,7 @@ class PostgresStore:
             raise StoreUnavailableError(f"{self._description} is not open")
         try:
             return await self._commits.submit(kind, payload)
-        except RuntimeError as exc:
+        except ClosedError as exc:
             raise StoreUnavailableError(f"{self._description} is closed") from exc
 
     async def _run_batch(self, batch: Sequence[WriteRequest]) -> list[Any]:

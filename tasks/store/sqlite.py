@@ -27,7 +27,7 @@ from tasks.errors import StoreUnavailableError
 from tasks.model import ErrorInfo, Finish, NewTask, Progress, State, TaskRecord
 from tasks.store import rows as shared_rows
 from tasks.store.base import Inserted, Page, Reclaimed
-from tasks.store.batching import GroupCommit, WriteRequest, claim_payload
+from tasks.store.batching import ClosedError, GroupCommit, WriteRequest, claim_payload
 from tasks.store.migrations import load_migrations, split_sqlite_statements
 from tasks.store.rows import COLUMNS, record_from_row
 
@@ -435,7 +435,7 @@ class SQLiteStore:
     async def _write(self, kind: str, payload: Any) -> Any:
         try:
             return await self._commits.submit(kind, payload)
-        except RuntimeError as exc:
+        except ClosedError as exc:
             raise StoreUnavailableError(f"task database {self.path} is closed") from exc
 
     async def _run_batch(self, batch: Sequence[WriteRequest]) -> list[Any]:

@@ -221,6 +221,20 @@ async def test_claim_limit_function_is_called_once_when_the_batch_is_cut(store: 
     assert (await store.count_by_state())[State.QUEUED] == 2
 
 
+async def test_a_limit_function_that_raises_fails_only_its_claim(store: Store) -> None:
+    def broken() -> int:
+        raise RuntimeError("no limit today")
+
+    ids = await add(store, 2)
+    claim, insert = await asyncio.gather(
+        store.claim(OWNER, ["default"], broken, LEASE), add(store, 1), return_exceptions=True
+    )
+    assert isinstance(claim, RuntimeError) and "no limit today" in str(claim)
+    assert isinstance(insert, list) and await store.get(insert[0]) is not None
+    claimed = await store.claim(OWNER, ["default"], 5, LEASE)
+    assert {r.id for r in claimed} == {*ids, insert[0]}
+
+
 async def test_concurrent_claimers_never_get_the_same_task(
     store: Store, store_factory: StoreFactory
 ) -> None:
