@@ -6,6 +6,12 @@ A local enqueue wakes the claimer at once; work written by other processes is
 found by polling with an interval that starts short and doubles up to
 ``TASKS_POLL_INTERVAL`` while nothing turns up (or by the backend's own
 notifications, where it has them).
+
+A claim asks for the slots that are free when its transaction is cut, so the
+outcomes of a burst of finished tasks and the claim for all their slots share
+one transaction. Several claims may be in flight; each reserves the slots it
+asked for, so a process never holds more claimed tasks than it has slots (plus
+``TASKS_PREFETCH``).
 """
 
 from __future__ import annotations

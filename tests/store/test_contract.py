@@ -229,8 +229,10 @@ async def test_a_limit_function_that_raises_fails_only_its_claim(store: Store) -
     claim, insert = await asyncio.gather(
         store.claim(OWNER, ["default"], broken, LEASE), add(store, 1), return_exceptions=True
     )
-    assert isinstance(claim, RuntimeError) and "no limit today" in str(claim)
-    assert isinstance(insert, list) and await store.get(insert[0]) is not None
+    assert isinstance(claim, RuntimeError)
+    assert "no limit today" in str(claim)
+    assert isinstance(insert, list)
+    assert await store.get(insert[0]) is not None
     claimed = await store.claim(OWNER, ["default"], 5, LEASE)
     assert {r.id for r in claimed} == {*ids, insert[0]}
 
