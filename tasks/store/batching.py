@@ -5,7 +5,8 @@ everything pending, hands it to the backend to run in a single transaction,
 then answers every caller. While a transaction is in flight new requests
 collect, so the batch size grows with the load and nobody waits for a timer.
 If the transaction fails, every request in it fails with the same error and
-none of them is committed.
+none of them is committed. A payload wrapped in :class:`AtCommit` is computed
+when its batch is cut (a claim asks for the worker slots free at that moment).
 """
 
 from __future__ import annotations

@@ -4,8 +4,11 @@ Two connections: a writer that runs every state change through
 :class:`~tasks.store.batching.GroupCommit` in ``BEGIN IMMEDIATE`` transactions
 (a deferred transaction that reads, then writes, fails at once with
 ``database is locked`` when another process wrote in between), and a reader for
-queries, which WAL lets run while a write is in progress. Several processes
-may share the file; the busy timeout plus a bounded retry absorb contention.
+queries, which WAL lets run while a write is in progress. Each transaction is
+one plain ``sqlite3`` function run on the writer's aiosqlite thread, so a batch
+costs one round trip to that thread. A third connection checkpoints the WAL.
+Several processes may share the file; the busy timeout plus a bounded retry
+absorb contention.
 """
 
 from __future__ import annotations
