@@ -282,15 +282,7 @@ class SQLiteStore:
         ``connection`` must be an aiosqlite connection to this same database file.
         """
         try:
-            answers: list[Inserted] = []
-            for task in tasks:
-                row = _insert_row(task)
-                if task.idempotency_key is None:
-                    await connection.execute(_INSERT, row)
-                    answers.append(Inserted(task.id, True))
-                else:
-                    answers.append(await self._insert_keyed(connection, row, task.idempotency_key))
-            return answers
+            return await _on_connection_thread(connection, _insert_all, list(tasks))
         except sqlite3.Error as exc:
             raise StoreUnavailableError(f"cannot write task database {self.path}: {exc}") from exc
 
@@ -476,21 +468,6 @@ class SQLiteStore:
         results = await _on_connection_thread(db, _run_transaction, batch, time.time())
         self._commit_count += 1
         return results
-
-    async def _insert_keyed(
-        self, db: aiosqlite.Connection, row: tuple[Any, ...], key: str
-    ) -> Inserted:
-        rows = list(
-            await db.execute_fetchall(
-                _INSERT + " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id", row
-            )
-        )
-        if rows:
-            return Inserted(rows[0][0], True)
-        existing = list(
-            await db.execute_fetchall("SELECT id FROM tasks WHERE idempotency_key = ?", (key,))
-        )
-        return Inserted(existing[0][0], False)
 
     # -- reads ---------------------------------------------------------------
 
