@@ -142,8 +142,8 @@ WITH due AS MATERIALIZED (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE tasks SET
-    state = 'running', attempts = attempts + 1, started_at = $1, lease_owner = $2,
-    lease_expires_at = $3, version = version + 1
+    state = 'running', attempts = attempts + 1, started_at = $1 + {waited}, lease_owner = $2,
+    lease_expires_at = $3 + {waited}, version = version + 1
 FROM due
 WHERE tasks.id = due.id
 RETURNING {columns}
@@ -151,8 +151,17 @@ RETURNING {columns}
 # One queue (the usual case) walks tasks_claimable in order and stops after
 # LIMIT rows; "queue = ANY(...)" cannot use the index order and sorts every
 # due task of those queues.
-_CLAIM_ONE_QUEUE = _CLAIM.format(queue_match="queue = $4::text", columns=_T_COLUMNS)
-_CLAIM_QUEUES = _CLAIM.format(queue_match="queue = ANY($4::text[])", columns=_T_COLUMNS)
+_WAITED = "EXTRACT(EPOCH FROM clock_timestamp() - transaction_timestamp())::float8"
+"""Seconds since the transaction began, by the server's clock, as each row is written.
+
+Added to ``_Tx.now`` (this process's clock when the transaction began) for
+leases and ``started_at``: a statement may wait for a lock, and a lease
+stamped before that wait would already be running out when the claim commits.
+"""
+_CLAIM_ONE_QUEUE = _CLAIM.format(queue_match="queue = $4::text", columns=_T_COLUMNS, waited=_WAITED)
+_CLAIM_QUEUES = _CLAIM.format(
+    queue_match="queue = ANY($4::text[])", columns=_T_COLUMNS, waited=_WAITED
+)
 _PURGE = """
 WITH old AS MATERIALIZED (
     SELECT id FROM tasks
@@ -166,7 +175,12 @@ DELETE FROM tasks USING old WHERE tasks.id = old.id
 
 @dataclass(slots=True)
 class _Tx:
-    """One group-commit transaction: its connection, its clock, whether to notify."""
+    """One group-commit transaction: its connection, its clock, whether to notify.
+
+    ``now`` is read once the transaction has begun. A statement may still wait
+    for a lock after that; the statements that write leases and ``started_at``
+    add that wait themselves (see :data:`_WAITED`).
+    """
 
     conn: Connection
     now: float
@@ -506,9 +520,9 @@ class PostgresStore:
 
         async def renew(tx: _Tx) -> set[str]:
             rows = await tx.conn.fetch(
-                "UPDATE tasks SET lease_expires_at = $1 WHERE id = ANY($2::text[])"
+                f"UPDATE tasks SET lease_expires_at = $1 + {_WAITED} WHERE id = ANY($2::text[])"
                 " AND state = 'running' AND lease_owner = $3 RETURNING id",
-                time.time() + lease_seconds,
+                tx.now + lease_seconds,
                 ids,
                 owner,
             )
@@ -699,9 +713,10 @@ class PostgresStore:
             )
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
-        rows = await tx.conn.fetch(_FINISH, *columns, tx.now)
+        now = tx.now
+        rows = await tx.conn.fetch(_FINISH, *columns, now)
         applied = {row[0] - 1 for row in rows}  # ordinality counts from 1
-        if any(_makes_due_work(changes[i], tx.now) for i in applied):
+        if any(_makes_due_work(changes[i], now) for i in applied):
             tx.notify = True
         start = 0
         for index in indexes:

@@ -465,7 +465,7 @@ class SQLiteStore:
         schedule the other side, and under load for a turn of the busy loop.
         """
         db = self._db
-        results = await _on_connection_thread(db, _run_transaction, batch, time.time())
+        results = await _on_connection_thread(db, _run_transaction, batch)
         self._commit_count += 1
         return results
 
@@ -560,11 +560,15 @@ def _on_connection_thread(
     return db._execute(fn, db._conn, *args)  # type: ignore[no-untyped-call]
 
 
-def _run_transaction(
-    conn: sqlite3.Connection, batch: Sequence[WriteRequest], now: float
-) -> list[Any]:
-    """One batch as one ``BEGIN IMMEDIATE`` transaction: all of it commits, or none."""
+def _run_transaction(conn: sqlite3.Connection, batch: Sequence[WriteRequest]) -> list[Any]:
+    """One batch as one ``BEGIN IMMEDIATE`` transaction: all of it commits, or none.
+
+    The batch's clock (leases, ``started_at``, ``finished_at``) is read once
+    the write lock is held: ``BEGIN IMMEDIATE`` may wait seconds for another
+    writer, and a lease stamped before that wait would already be running out.
+    """
     conn.execute("BEGIN IMMEDIATE")
+    now = time.time()
     try:
         results = _apply(conn, batch, now)
         conn.execute("COMMIT")

@@ -7,6 +7,8 @@ same PostgreSQL schema.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -86,3 +88,16 @@ async def test_committed_transaction_keeps_both_and_runs(caller: Caller) -> None
     assert await caller.notes() == ["kept"]
     record = await handle.wait(10)
     assert (record.state, record.result) == (State.SUCCEEDED, 3)
+
+
+async def test_started_at_is_after_the_callers_commit(caller: Caller) -> None:
+    """The claim waits for the caller's write lock (SQLite); it is stamped when it runs."""
+    await caller.begin()
+    [handle] = await tasks.enqueue_in(caller.connection, sample_app.add.call(2, 3))
+    await asyncio.sleep(0.5)  # the caller's transaction stays open a while (the fault)
+    await caller.run("COMMIT")
+    committed = time.time()
+    record = await handle.wait(10)
+    assert record.state == State.SUCCEEDED
+    assert record.started_at is not None
+    assert record.started_at >= committed - 0.01
