@@ -19,6 +19,8 @@ from typing import Any
 import aiosqlite
 from quart import Quart, current_app
 
+from app.lifecycle import close_when_serving_ends
+
 log = logging.getLogger("app.db")
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -159,7 +161,10 @@ async def migrate(
 
 
 def init_db(app: Quart, path: Path) -> AppDatabase:
-    """Attach the database to ``app``: migrate at startup, close after the drain."""
+    """Attach the database to ``app``: migrate at startup, close after the drain.
+
+    It is also closed when the app fails to start.
+    """
     database = AppDatabase(path)
     app.extensions["app_db"] = database
 
@@ -167,7 +172,7 @@ def init_db(app: Quart, path: Path) -> AppDatabase:
         await database.connection()
 
     app.before_serving(open_database)
-    app.after_serving(database.close)
+    close_when_serving_ends(app, database.close)
     return database
 
 

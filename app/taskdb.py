@@ -29,6 +29,7 @@ from urllib.parse import urlsplit
 import aiosqlite
 from quart import Quart, current_app
 
+from app.lifecycle import close_when_serving_ends
 from tasks import StoreUnavailableError, Tasks
 from tasks.store.sqlite import sqlite_path
 
@@ -283,7 +284,7 @@ def init_task_db(app: Quart, tasks: Tasks) -> TaskDatabase:
     database = TaskDatabase(tasks)
     app.extensions["app_task_db"] = database
     app.before_serving(database.open)
-    app.after_serving(database.close)
+    close_when_serving_ends(app, database.close)
     return database
 
 

@@ -16,6 +16,8 @@ from collections.abc import Callable, Coroutine, Iterable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from quart.signals import got_serving_exception
+
 from tasks.config import TasksConfig
 from tasks.dispatch import Dispatcher
 from tasks.errors import (
@@ -179,6 +181,17 @@ class Tasks:
         app.extensions["tasks"] = self
         app.before_serving(self.startup)
         app.after_serving(self.shutdown)
+        got_serving_exception.connect(self._on_serving_exception, app)
+
+    async def _on_serving_exception(self, sender: Quart, exception: BaseException) -> None:
+        """A later startup hook failed: Quart will not run the shutdown hooks, so close now.
+
+        Without this the store's connection threads and the pools would outlive
+        the failed startup, and the server process would never exit.
+        """
+        if self._runtime is not None and self._stopping is None:
+            log.error("the app failed to start (%s); closing the task system", exception)
+            await self.shutdown()
 
     @property
     def runtime(self) -> Runtime:

@@ -206,9 +206,20 @@ class SQLiteStore:
             await db.execute("ROLLBACK")
 
     async def _connect(self) -> aiosqlite.Connection:
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
-        await conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
-        await conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        """A configured connection; closed again (its thread ended) if set-up fails.
+
+        Its thread is a daemon: should a connection ever be left open, it must
+        not keep the process alive after the event loop is gone.
+        """
+        conn = aiosqlite.connect(self.path, isolation_level=None)
+        conn._thread.daemon = True  # aiosqlite pinned (see _on_connection_thread)
+        await conn
+        try:
+            await conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+            await conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        except BaseException:
+            await conn.close()
+            raise
         return conn
 
     async def close(self) -> None:
