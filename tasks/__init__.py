@@ -14,7 +14,9 @@ from tasks.errors import (
     TasksError,
     TaskTimeoutError,
     UnknownTaskError,
+    UnstorableResultError,
     WorkerLostError,
+    WriteRejectedError,
 )
 from tasks.events import TaskEvent
 from tasks.extension import Tasks
@@ -46,6 +48,8 @@ __all__ = [
     "Tasks",
     "TasksError",
     "UnknownTaskError",
+    "UnstorableResultError",
     "WorkerLostError",
+    "WriteRejectedError",
     "current_task",
 ]

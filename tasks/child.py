@@ -17,7 +17,7 @@ from typing import Any
 
 from tasks.context import TaskContext, set_current
 from tasks.model import Progress
-from tasks.serialization import dumps
+from tasks.serialization import encode_result
 
 ChildOutcome = tuple[str, str | None, str | None, str | None, Progress | None]
 """("ok", result_json, None, None, progress) or ("error", type, message, traceback, progress).
@@ -85,7 +85,7 @@ def run_in_child(
                 return result
 
         value = _state["loop"].run_until_complete(call())
-        result = dumps(value, f"the result of task {name}")
+        result = encode_result(value, name)
         return ("ok", result, None, None, last[0] if last else None)
     except BaseException as exc:
         failure = (type(exc).__qualname__, str(exc), traceback.format_exc())

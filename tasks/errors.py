@@ -23,6 +23,14 @@ class PayloadError(InvalidArgumentsError):
     """A value cannot be stored as JSON."""
 
 
+class UnstorableResultError(PayloadError):
+    """A task's body returned a value that cannot be stored; the task fails, not retried."""
+
+
+class WriteRejectedError(InvalidArgumentsError):
+    """The task database refused to store a value (the other writes of its batch went on)."""
+
+
 class NotAcceptingError(TasksError):
     """Enqueues are refused because the task system is starting or draining."""
 

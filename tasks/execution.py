@@ -16,10 +16,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from pebble import ProcessExpired
 
 from tasks.context import TaskContext, set_current
-from tasks.errors import TaskTimeoutError, UnknownTaskError, WorkerLostError
+from tasks.errors import (
+    TaskTimeoutError,
+    UnknownTaskError,
+    UnstorableResultError,
+    WorkerLostError,
+)
 from tasks.events import TaskEvent
 from tasks.model import ErrorInfo, Finish, Progress, State, TaskRecord
-from tasks.serialization import dumps
+from tasks.serialization import encode_result
 
 if TYPE_CHECKING:
     from tasks.registry import Task
@@ -156,7 +161,7 @@ async def run_execution(rt: Runtime, execution: Execution) -> None:
             record.id,
             rt.owner,
             State.SUCCEEDED,
-            result_json=value if task.executor == "process" else _encode(task, value),
+            result_json=value if task.executor == "process" else encode_result(value, task.name),
             progress=writer.close(),
         )
     except asyncio.CancelledError:
@@ -225,10 +230,6 @@ async def _call(rt: Runtime, task: Task[..., Any], record: TaskRecord, context: 
             set_current(None)
 
 
-def _encode(task: Task[..., Any], value: Any) -> str:
-    return dumps(value, f"the result of task {task.name}")
-
-
 def _queue_wait(record: TaskRecord) -> float | None:
     if record.started_at is None:
         return None
@@ -248,7 +249,7 @@ def _failure(
         error = ErrorInfo(type(exc).__qualname__, str(exc), traceback.format_exc())
     # An unknown name is retried too: during a rolling deploy an older worker may
     # claim a task only newer workers know; the retry gives one of them a chance.
-    retry = record.attempts < record.max_attempts
+    retry = record.attempts < record.max_attempts and not _unstorable(exc)
     log.error(
         "task %s %s failed on attempt %d of %d%s: %s: %s",
         record.name,
@@ -269,6 +270,13 @@ def _failure(
             record.id, rt.owner, State.QUEUED, error=error, run_at=run_at, progress=progress
         )
     return Finish(record.id, rt.owner, State.FAILED, error=error, progress=progress)
+
+
+def _unstorable(exc: Exception) -> bool:
+    """A result that cannot be stored: running the body again would not change that."""
+    if isinstance(exc, _ChildError):
+        return exc.type_name == UnstorableResultError.__name__
+    return isinstance(exc, UnstorableResultError)
 
 
 async def _commit(rt: Runtime, execution: Execution, change: Finish) -> None:

@@ -24,7 +24,6 @@ from tasks.errors import (
     InvalidArgumentsError,
     InvalidStateError,
     NotAcceptingError,
-    QueueFullError,
     StoreUnavailableError,
     TaskNotFoundError,
     UnknownTaskError,
@@ -408,13 +407,6 @@ class Tasks:
         rows = [self._new_task(rt, call, now) for call in calls]
         if not rows:
             return []
-        if rt.config.max_queued:
-            queued = await rt.store.count_queued()
-            if queued + len(rows) > rt.config.max_queued:
-                raise QueueFullError(
-                    f"the task queue is full ({queued} of {rt.config.max_queued} queued);"
-                    " try again later"
-                )
         # Wake the dispatcher before the insert is submitted (both stores queue
         # the write before their first await): the claim it makes is queued
         # after the insert, so it shares the insert's transaction or a later
@@ -422,7 +414,7 @@ class Tasks:
         # the task then starts after one commit instead of two.
         if min(row.run_at for row in rows) <= now:
             rt.wake()
-        inserted = await rt.store.insert(rows)
+        inserted = await rt.store.insert(rows, max_queued=rt.config.max_queued)
         for row in rows:
             if row.run_at > now:
                 rt.wake_at(row.run_at)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import inspect
+import math
 import random
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from tasks.errors import InvalidArgumentsError
+from tasks.serialization import check_text
 
 if TYPE_CHECKING:
     from tasks.handle import TaskHandle
@@ -17,6 +19,8 @@ P = ParamSpec("P")
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
 ExecutorName = Literal["async", "thread", "process"]
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+"""The range of the stores' integer columns (priority, attempts)."""
 
 
 class Enqueuer(Protocol):
@@ -37,12 +41,25 @@ class EnqueueOptions:
     idempotency_key: str | None = None
 
     def __post_init__(self) -> None:
+        """Refuse values no backend could store, before they reach a shared transaction."""
+        for name in ("delay", "run_at"):
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise InvalidArgumentsError(f"{name} must be a finite number, got {value}")
         if self.delay is not None and self.delay < 0:
             raise InvalidArgumentsError(f"delay must not be negative, got {self.delay}")
+        for name in ("priority", "max_attempts"):
+            value = getattr(self, name)
+            if value is not None and not INT64_MIN <= value <= INT64_MAX:
+                raise InvalidArgumentsError(f"{name} must fit in 64 bits, got {value}")
         if self.max_attempts is not None and self.max_attempts < 1:
             raise InvalidArgumentsError(f"max_attempts must be at least 1, got {self.max_attempts}")
-        if self.idempotency_key is not None and not self.idempotency_key:
-            raise InvalidArgumentsError("idempotency_key must not be empty")
+        for name in ("idempotency_key", "queue"):
+            value = getattr(self, name)
+            if value is not None:
+                if not value:
+                    raise InvalidArgumentsError(f"{name} must not be empty")
+                check_text(value, name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,9 @@ A backend owns all SQL and connection handling; nothing outside its module
 knows which database it talks to. Every method that changes state does so
 atomically: it either commits completely or raises and leaves nothing behind.
 Concurrent calls may be merged into one transaction (group commit), but each
-call returns only after its own change is committed.
+call returns only after its own change is committed, and a call whose own
+values the database refuses fails alone (:class:`~tasks.errors.WriteRejectedError`)
+without failing the calls it shares a transaction with.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from tasks.errors import QueueFullError
 from tasks.model import Finish, NewTask, Progress, State, TaskRecord
 
 
@@ -44,6 +47,11 @@ class Reclaimed:
     failed: list[str]
 
 
+def queue_full(queued: int, bound: int) -> QueueFullError:
+    """The error for an insert refused by the backlog bound (``TASKS_MAX_QUEUED``)."""
+    return QueueFullError(f"the task queue is full ({queued} of {bound} queued); try again later")
+
+
 class Store(Protocol):
     """A durable home for tasks. See the module docstring for the guarantees."""
 
@@ -62,8 +70,13 @@ class Store(Protocol):
         dispatcher then finds other processes' tasks by polling.
         """
 
-    async def insert(self, tasks: Sequence[NewTask]) -> list[Inserted]:
-        """Insert tasks in one transaction; return one :class:`Inserted` per task, in order."""
+    async def insert(self, tasks: Sequence[NewTask], *, max_queued: int = 0) -> list[Inserted]:
+        """Insert tasks in one transaction; return one :class:`Inserted` per task, in order.
+
+        With ``max_queued`` (0: no bound), raise :class:`QueueFullError` and
+        insert nothing if the queued tasks plus these would exceed it; the
+        count and the insert are one atomic step, across processes too.
+        """
 
     async def insert_in(self, connection: Any, tasks: Sequence[NewTask]) -> list[Inserted]:
         """Insert tasks through the caller's own open connection and transaction.

@@ -4,9 +4,13 @@ Callers submit a request and wait for its future. One writer coroutine takes
 everything pending, hands it to the backend to run in a single transaction,
 then answers every caller. While a transaction is in flight new requests
 collect, so the batch size grows with the load and nobody waits for a timer.
-If the transaction fails, every request in it fails with the same error and
-none of them is committed. A payload wrapped in :class:`AtCommit` is computed
-when its batch is cut (a claim asks for the worker slots free at that moment).
+A request that fails by itself (a value the database refuses, a full backlog)
+fails alone: the backend answers it with :class:`RequestFailed` and commits
+the rest of the batch. If the transaction as a whole fails (the database is
+locked, unreachable, out of disk), every request in it fails with the same
+error and none of them is committed. A payload wrapped in :class:`AtCommit`
+is computed when its batch is cut (a claim asks for the worker slots free at
+that moment).
 """
 
 from __future__ import annotations
@@ -33,6 +37,13 @@ class AtCommit:
     """
 
     compute: Callable[[], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFailed:
+    """A batch result: this one request failed with ``error``; the others committed."""
+
+    error: BaseException
 
 
 def claim_payload(
@@ -64,7 +75,8 @@ class GroupCommit:
     """Runs submitted writes in shared transactions through ``run_batch``.
 
     ``run_batch`` gets the requests of one batch and returns one result per
-    request, in order; it must commit all of them or raise.
+    request, in order; it commits every request whose result is not a
+    :class:`RequestFailed`, or raises and commits none.
     """
 
     def __init__(self, run_batch: BatchRunner, *, max_batch: int = 2000) -> None:
@@ -122,7 +134,11 @@ class GroupCommit:
                     request.future.set_exception(exc)
             return
         for request, result in zip(batch, results, strict=True):
-            if not request.future.done():
+            if request.future.done():
+                continue
+            if isinstance(result, RequestFailed):
+                request.future.set_exception(result.error)
+            else:
                 request.future.set_result(result)
 
 

@@ -28,11 +28,17 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg
 
-from tasks.errors import StoreUnavailableError
+from tasks.errors import StoreUnavailableError, TasksError, WriteRejectedError
 from tasks.model import Finish, NewTask, Progress, State, TaskRecord
 from tasks.store import rows as shared_rows
-from tasks.store.base import Inserted, Page, Reclaimed
-from tasks.store.batching import ClosedError, GroupCommit, WriteRequest, claim_payload
+from tasks.store.base import Inserted, Page, Reclaimed, queue_full
+from tasks.store.batching import (
+    ClosedError,
+    GroupCommit,
+    RequestFailed,
+    WriteRequest,
+    claim_payload,
+)
 from tasks.store.migrations import load_migrations
 from tasks.store.rows import COLUMNS, record_from_row
 
@@ -62,6 +68,8 @@ _RETRYABLE: tuple[type[BaseException], ...] = (
 _TXN_RETRIES = 3
 
 _MIGRATION_LOCK = 0x7461736B73  # "tasks": one advisory lock for every starter
+_BACKLOG_LOCK = 0x7461736B71  # held by each insert that checks TASKS_MAX_QUEUED
+_COUNT_QUEUED = "SELECT COUNT(*) FROM tasks WHERE state = 'queued'"
 _APPLICATION_NAME = "quart-taskqueue"
 
 # One channel per schema, so stores in different schemas of one database do not
@@ -445,14 +453,14 @@ class PostgresStore:
 
     # -- writes (group-committed) -------------------------------------------
 
-    async def insert(self, tasks: Sequence[NewTask]) -> list[Inserted]:
+    async def insert(self, tasks: Sequence[NewTask], *, max_queued: int = 0) -> list[Inserted]:
         """Insert tasks; see :meth:`Store.insert`."""
         new = list(tasks)
         for task in new:
             _check_storable(task)
         if not new:
             return []
-        result: list[Inserted] = await self._write("insert", new)
+        result: list[Inserted] = await self._write("insert", (new, max_queued))
         return result
 
     async def insert_in(self, connection: Connection, tasks: Sequence[NewTask]) -> list[Inserted]:
@@ -634,7 +642,8 @@ class PostgresStore:
     async def _run_batch(self, batch: Sequence[WriteRequest]) -> list[Any]:
         for attempt in range(_TXN_RETRIES):
             try:
-                return await self._transaction(batch)
+                results = await self._transaction(batch)
+                return [self._rejected(r) if isinstance(r, RequestFailed) else r for r in results]
             except _RETRYABLE as exc:
                 if attempt + 1 < _TXN_RETRIES:
                     log.warning("task transaction rolled back, retrying: %s", exc)
@@ -642,18 +651,62 @@ class PostgresStore:
                 raise StoreUnavailableError(
                     f"cannot write to {self._description}: {self._cause(exc)}"
                 ) from exc
-            except _DB_ERRORS as exc:
+            except Exception as exc:
+                if _request_error(exc):  # a batch of one request: the error is its own
+                    raise self._rejected(RequestFailed(exc)).error  # noqa: B904
                 raise StoreUnavailableError(
                     f"cannot write to {self._description}: {self._cause(exc)}"
                 ) from exc
         raise AssertionError("unreachable")
 
+    def _rejected(self, failed: RequestFailed) -> RequestFailed:
+        """A request's own failure as the caller sees it (the store's errors pass as they are)."""
+        error = failed.error
+        if isinstance(error, TasksError):
+            return failed
+        rejected = WriteRejectedError(
+            f"{self._description} refused the write: {self._cause(error)}"
+        )
+        rejected.__cause__ = error
+        return RequestFailed(rejected)
+
     async def _transaction(self, batch: Sequence[WriteRequest]) -> list[Any]:
+        """Run one batch in one transaction.
+
+        The requests are first applied together. If one of them fails by
+        itself (:func:`_request_error`), the transaction is rolled back and
+        the batch runs again in a new one, each request in a savepoint: the
+        failing requests get :class:`RequestFailed`, the others commit.
+        """
+        try:
+            return await self._transaction_once(batch, each=False)
+        except Exception as exc:
+            if len(batch) == 1 or not _request_error(exc):
+                raise
+        return await self._transaction_once(batch, each=True)
+
+    async def _transaction_once(self, batch: Sequence[WriteRequest], *, each: bool) -> list[Any]:
         async with self._db.acquire() as conn, conn.transaction():
             tx = _Tx(conn, time.time())
-            results = await self._apply(tx, batch)
+            results = await (self._apply_each(tx, batch) if each else self._apply(tx, batch))
             if tx.notify:
                 await conn.execute(_NOTIFY)  # delivered when this transaction commits
+        return results
+
+    async def _apply_each(self, tx: _Tx, batch: Sequence[WriteRequest]) -> list[Any]:
+        """Apply requests one at a time, each in a savepoint; see :meth:`_transaction`."""
+        results: list[Any] = []
+        for request in batch:
+            notify = tx.notify
+            try:
+                async with tx.conn.transaction():
+                    [result] = await self._apply(tx, [request])
+            except Exception as exc:
+                if not _request_error(exc):
+                    raise
+                tx.notify = notify
+                result = RequestFailed(exc)
+            results.append(result)
         return results
 
     async def _apply(self, tx: _Tx, batch: Sequence[WriteRequest]) -> list[Any]:
@@ -681,12 +734,32 @@ class PostgresStore:
     async def _apply_inserts(
         self, tx: _Tx, batch: Sequence[WriteRequest], indexes: list[int], results: list[Any]
     ) -> None:
-        tasks: list[NewTask] = [t for i in indexes for t in batch[i].payload]
-        answers = await _insert_tasks(tx.conn, tasks)
+        """Insert every request's tasks in one go; those past their backlog bound fail alone.
+
+        The bound (``max_queued``, 0 for none) is checked against a count made
+        under a transaction-scoped advisory lock that every bounded insert
+        takes, so concurrent inserters (other processes, other hosts) cannot
+        both pass the check: the bound holds exactly.
+        """
+        accepted: list[int] = []
+        queued: int | None = None
+        for index in indexes:
+            tasks, bound = batch[index].payload
+            if bound:
+                if queued is None:
+                    await tx.conn.execute("SELECT pg_advisory_xact_lock($1)", _BACKLOG_LOCK)
+                    queued = int(await tx.conn.fetchval(_COUNT_QUEUED))
+                if queued + len(tasks) > bound:
+                    results[index] = RequestFailed(queue_full(queued, bound))
+                    continue
+                queued += len(tasks)
+            accepted.append(index)
+        all_tasks: list[NewTask] = [t for i in accepted for t in batch[i].payload[0]]
+        answers = await _insert_tasks(tx.conn, all_tasks)
         tx.notify = tx.notify or any(a.created for a in answers)
         start = 0
-        for index in indexes:
-            count = len(batch[index].payload)
+        for index in accepted:
+            count = len(batch[index].payload[0])
             results[index] = answers[start : start + count]
             start += count
 
@@ -870,6 +943,18 @@ async def _insert_tasks(conn: Connection, tasks: Sequence[NewTask]) -> list[Inse
             [t.created_at for t in plain],
         )
     return answers
+
+
+def _request_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is about one request's values, not the database as a whole.
+
+    A value the server or the driver refuses (data exceptions, constraint
+    violations) or a store error raised for one request is; a lost
+    connection, a timeout or any other server error is not.
+    """
+    if isinstance(exc, asyncpg.DataError | asyncpg.IntegrityConstraintViolationError):
+        return True
+    return isinstance(exc, Exception) and not isinstance(exc, _DB_ERRORS)
 
 
 def _makes_due_work(change: Finish, now: float) -> bool:

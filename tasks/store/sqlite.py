@@ -26,11 +26,17 @@ from urllib.parse import unquote, urlsplit
 
 import aiosqlite
 
-from tasks.errors import StoreUnavailableError
+from tasks.errors import StoreUnavailableError, TasksError, WriteRejectedError
 from tasks.model import ErrorInfo, Finish, NewTask, Progress, State, TaskRecord
 from tasks.store import rows as shared_rows
-from tasks.store.base import Inserted, Page, Reclaimed
-from tasks.store.batching import ClosedError, GroupCommit, WriteRequest, claim_payload
+from tasks.store.base import Inserted, Page, Reclaimed, queue_full
+from tasks.store.batching import (
+    ClosedError,
+    GroupCommit,
+    RequestFailed,
+    WriteRequest,
+    claim_payload,
+)
 from tasks.store.migrations import load_migrations, split_sqlite_statements
 from tasks.store.rows import COLUMNS, record_from_row
 
@@ -66,6 +72,7 @@ RETURNING tasks.id
 """
 _INSERT_KEYED = _INSERT + " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
 _SELECT_KEY = "SELECT id FROM tasks WHERE idempotency_key = ?"
+_COUNT_QUEUED = "SELECT COUNT(*) FROM tasks WHERE state = 'queued'"
 _CHUNK = 500
 _T = TypeVar("_T")
 _BUSY_RETRIES = 3
@@ -280,9 +287,9 @@ class SQLiteStore:
 
     # -- writes (group-committed) -------------------------------------------
 
-    async def insert(self, tasks: Sequence[NewTask]) -> list[Inserted]:
+    async def insert(self, tasks: Sequence[NewTask], *, max_queued: int = 0) -> list[Inserted]:
         """Insert tasks; see :meth:`Store.insert`."""
-        result: list[Inserted] = await self._write("insert", list(tasks))
+        result: list[Inserted] = await self._write("insert", (list(tasks), max_queued))
         return result
 
     async def insert_in(
@@ -447,7 +454,8 @@ class SQLiteStore:
     async def _run_batch(self, batch: Sequence[WriteRequest]) -> list[Any]:
         for attempt in range(_BUSY_RETRIES):
             try:
-                return await self._transaction(batch)
+                results = await self._transaction(batch)
+                return [self._rejected(r) if isinstance(r, RequestFailed) else r for r in results]
             except sqlite3.OperationalError as exc:
                 busy = "locked" in str(exc) or "busy" in str(exc)
                 if busy and attempt + 1 < _BUSY_RETRIES:
@@ -461,11 +469,22 @@ class SQLiteStore:
                 raise StoreUnavailableError(
                     f"cannot write task database {self.path}: {exc}"
                 ) from exc
-            except sqlite3.Error as exc:
+            except Exception as exc:
+                if _request_error(exc):  # a batch of one request: the error is its own
+                    raise self._rejected(RequestFailed(exc)).error  # noqa: B904
                 raise StoreUnavailableError(
                     f"cannot write task database {self.path}: {exc}"
                 ) from exc
         raise AssertionError("unreachable")
+
+    def _rejected(self, failed: RequestFailed) -> RequestFailed:
+        """A request's own failure as the caller sees it (the store's errors pass as they are)."""
+        error = failed.error
+        if isinstance(error, TasksError):
+            return failed
+        rejected = WriteRejectedError(f"task database {self.path} refused the write: {error}")
+        rejected.__cause__ = error
+        return RequestFailed(rejected)
 
     async def _transaction(self, batch: Sequence[WriteRequest]) -> list[Any]:
         """Run one batch in one transaction, in one round trip to the writer's thread.
@@ -572,22 +591,63 @@ def _on_connection_thread(
 
 
 def _run_transaction(conn: sqlite3.Connection, batch: Sequence[WriteRequest]) -> list[Any]:
-    """One batch as one ``BEGIN IMMEDIATE`` transaction: all of it commits, or none.
+    """One batch as one ``BEGIN IMMEDIATE`` transaction.
 
     The batch's clock (leases, ``started_at``, ``finished_at``) is read once
     the write lock is held: ``BEGIN IMMEDIATE`` may wait seconds for another
     writer, and a lease stamped before that wait would already be running out.
+
+    The requests are first applied together. If one of them fails by itself
+    (:func:`_request_error`), the batch is rolled back and applied again one
+    request at a time, each in a savepoint: the failing requests get
+    :class:`RequestFailed`, the others commit. Any other error fails the
+    whole batch.
     """
     conn.execute("BEGIN IMMEDIATE")
-    now = time.time()
     try:
-        results = _apply(conn, batch, now)
+        try:
+            results = _apply(conn, batch, time.time())
+        except Exception as exc:
+            if len(batch) == 1 or not _request_error(exc):
+                raise
+            conn.execute("ROLLBACK")
+            conn.execute("BEGIN IMMEDIATE")
+            results = _apply_each(conn, batch, time.time())
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
     return results
+
+
+def _apply_each(conn: sqlite3.Connection, batch: Sequence[WriteRequest], now: float) -> list[Any]:
+    """Apply requests one at a time, each in a savepoint; see :func:`_run_transaction`."""
+    results: list[Any] = []
+    for request in batch:
+        conn.execute("SAVEPOINT request")
+        try:
+            [result] = _apply(conn, [request], now)
+        except Exception as exc:
+            if not _request_error(exc):
+                raise
+            conn.execute("ROLLBACK TO request")
+            result = RequestFailed(exc)
+        conn.execute("RELEASE request")
+        results.append(result)
+    return results
+
+
+def _request_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is about one request's values, not the database as a whole.
+
+    A refused value (constraint, binding, encoding, overflow) or a store
+    error raised for one request is; a locked, full, failing or corrupt
+    database (``OperationalError`` and the other database-wide errors) is not.
+    """
+    if isinstance(exc, sqlite3.IntegrityError | sqlite3.DataError | sqlite3.InterfaceError):
+        return True
+    return isinstance(exc, Exception) and not isinstance(exc, sqlite3.Error)
 
 
 def _apply(conn: sqlite3.Connection, batch: Sequence[WriteRequest], now: float) -> list[Any]:
@@ -600,8 +660,8 @@ def _apply(conn: sqlite3.Connection, batch: Sequence[WriteRequest], now: float) 
     by_kind: dict[str, list[int]] = {}
     for index, request in enumerate(batch):
         by_kind.setdefault(request.kind, []).append(index)
-    for index in by_kind.get("insert", ()):
-        results[index] = _insert_all(conn, batch[index].payload)
+    if "insert" in by_kind:
+        _apply_inserts(conn, batch, by_kind["insert"], results)
     if "finish" in by_kind:
         _apply_finishes(conn, batch, by_kind["finish"], results, now)
     if "progress" in by_kind:
@@ -618,6 +678,30 @@ def _apply(conn: sqlite3.Connection, batch: Sequence[WriteRequest], now: float) 
     for index in by_kind.get("claim", ()):
         results[index] = _claim(conn, *batch[index].payload, now=now)
     return results
+
+
+def _apply_inserts(
+    conn: sqlite3.Connection, batch: Sequence[WriteRequest], indexes: list[int], results: list[Any]
+) -> None:
+    """Insert each request's tasks; one past its backlog bound fails alone.
+
+    The bound (``max_queued``, 0 for none) is checked against a count made in
+    this transaction, which holds the write lock: no other writer can slip
+    in between the count and the insert.
+    """
+    queued: int | None = None
+    for index in indexes:
+        tasks, bound = batch[index].payload
+        if bound:
+            if queued is None:
+                queued = conn.execute(_COUNT_QUEUED).fetchone()[0]
+            if queued + len(tasks) > bound:
+                results[index] = RequestFailed(queue_full(queued, bound))
+                continue
+        answers = _insert_all(conn, tasks)
+        if queued is not None:
+            queued += sum(answer.created for answer in answers)
+        results[index] = answers
 
 
 def _insert_all(conn: sqlite3.Connection, tasks: Sequence[NewTask]) -> list[Inserted]:

@@ -111,6 +111,17 @@ async def unserialisable() -> object:
     return object()
 
 
+@tasks.task(name="surrogate_result", max_attempts=3, retry_backoff=0.01)
+async def surrogate_result() -> str:
+    calls.append(("surrogate_result", current_task().attempt))
+    return "bad \ud800 text"
+
+
+@tasks.task(name="process_surrogate_result", executor="process", max_attempts=3, retry_backoff=0.01)
+def process_surrogate_result() -> str:
+    return "bad \ud800 text"
+
+
 @tasks.task(name="hidden", http=False)
 async def hidden() -> None:
     return None

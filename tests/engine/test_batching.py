@@ -18,7 +18,7 @@ import pytest
 from quart import Quart
 
 from tasks import Tasks
-from tasks.errors import StoreUnavailableError
+from tasks.errors import StoreUnavailableError, WriteRejectedError
 from tasks.model import Finish, NewTask, State, TaskRecord, new_id
 from tasks.store import Store, create_store
 from tasks.store.batching import WriteRequest
@@ -62,7 +62,9 @@ class _BatchSpy(SQLiteStore):
         return await super()._run_batch(batch)
 
 
-async def test_failed_batch_fails_every_caller_and_keeps_nothing(database_url: str) -> None:
+async def test_a_failing_call_fails_alone_and_the_rest_of_its_batch_commits(
+    database_url: str,
+) -> None:
     store = _BatchSpy(database_url)
     store.sizes = []
     await store.open()
@@ -70,29 +72,26 @@ async def test_failed_batch_fails_every_caller_and_keeps_nothing(database_url: s
         queued = _task()
         await store.insert([queued])
         first = _task()
-        clash = _task(task_id=first.id)  # same primary key: the whole batch must fail
+        clash = _task(task_id=first.id)  # same primary key: this call cannot commit
         keyed = _task(key="k-1")
         outcomes = await asyncio.gather(
             store.insert([first]),
             store.insert([_task(), keyed]),
             store.claim("owner-a", ["default"], 10, 30),
-            store.insert([clash]),
+            store.insert([clash, _task(key="k-2")]),
             return_exceptions=True,
         )
+        # Tried together, then (after the clash) once more one call at a time.
         assert store.sizes[-1] == 4, "the four calls should have shared one transaction"
-        assert all(isinstance(o, StoreUnavailableError) for o in outcomes), outcomes
-        # Nothing of the failed batch exists; the claim in it did not happen.
-        assert await store.get(first.id) is None
-        assert await store.get(keyed.id) is None
-        assert (await store.count_by_state())[State.QUEUED] == 1
-        record = await store.get(queued.id)
-        assert record is not None
-        assert (record.state, record.attempts, record.lease_owner) == (State.QUEUED, 0, None)
-        # The next batch works, and the idempotency key was not taken by the failed one.
-        [again] = await store.insert([_task(key="k-1")])
+        *committed, failed = outcomes
+        assert isinstance(failed, WriteRejectedError), failed
+        assert all(isinstance(o, list) for o in committed), committed
+        claimed = committed[2]
+        assert len(claimed) == 4  # it sees the inserts applied before it
+        assert await store.get(first.id) is not None
+        # Nothing of the failed call exists: its idempotency key is still free.
+        [again] = await store.insert([_task(key="k-2")])
         assert again.created
-        claimed = await store.claim("owner-a", ["default"], 10, 30)
-        assert {r.id for r in claimed} == {queued.id, again.id}
     finally:
         await store.close()
 

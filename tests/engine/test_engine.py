@@ -168,7 +168,7 @@ async def test_unserialisable_result_is_an_explained_failure(app: Quart) -> None
     record = await (await sample_app.unserialisable.enqueue()).wait(10)
     assert record.state == State.FAILED
     assert record.error is not None
-    assert record.error.type == "PayloadError"
+    assert record.error.type == "UnstorableResultError"  # a PayloadError
     assert "JSON" in record.error.message
 
 
