@@ -18,7 +18,7 @@ class TaskContext:
     Safe to use from the event loop, from a pool thread and from a pool process.
     """
 
-    __slots__ = ("_cancelled", "_report", "attempt", "id", "max_attempts", "name")
+    __slots__ = ("_cancelled", "_report", "_seen", "attempt", "id", "max_attempts", "name")
 
     def __init__(
         self,
@@ -34,6 +34,7 @@ class TaskContext:
         self.max_attempts = max_attempts
         self._report = report
         self._cancelled = False
+        self._seen = False
 
     def progress(
         self, current: float, total: float | None = None, message: str | None = None
@@ -52,8 +53,19 @@ class TaskContext:
 
     @property
     def cancelled(self) -> bool:
-        """True once the task was cancelled or timed out; blocking code should stop."""
+        """True once the task was cancelled, timed out, or shutdown began; code should stop.
+
+        A run that read True here during a shutdown is requeued, whatever it
+        then returns or raises: it may have stopped early.
+        """
+        if self._cancelled:
+            self._seen = True
         return self._cancelled
+
+    @property
+    def cancel_seen(self) -> bool:
+        """Whether the task's code read :attr:`cancelled` as True."""
+        return self._seen
 
     def mark_cancelled(self) -> None:
         """Tell cooperative (thread) code that it should stop.

@@ -225,6 +225,8 @@ class Dispatcher:
         for task in [self._claimer, *self._workers]:
             if task is not None:
                 task.cancel()
+        for execution in self.running.values():  # cooperative tasks may stop before the deadline
+            execution.ask_to_stop()
         await asyncio.gather(
             *(t for t in [self._claimer, *self._workers] if t), return_exceptions=True
         )

@@ -55,6 +55,8 @@ class Execution:
     context: TaskContext | None = None
     task: asyncio.Task[None] | None = None
     cancel_reason: CancelReason | None = None
+    draining: bool = False
+    """The shutdown began: the task was told to stop (see :meth:`ask_to_stop`)."""
     started: float = field(default_factory=time.monotonic)
     on_settled: Callable[[], None] | None = field(default=None, repr=False)
     """Called once when the run is over and only its outcome commit is pending."""
@@ -68,6 +70,16 @@ class Execution:
         callback, self.on_settled = self.on_settled, None
         if callback is not None:
             callback()
+
+    def ask_to_stop(self) -> None:
+        """The shutdown began: set ``current_task().cancelled`` so cooperative code can stop.
+
+        A run whose code then read that flag is requeued with its attempt given
+        back, whatever it returned: it may have stopped before its work was done.
+        """
+        self.draining = True
+        if self.context is not None:
+            self.context.mark_cancelled()
 
     def cancel(self, reason: CancelReason) -> None:
         """Stop the run; ``reason`` decides what is written (see :func:`run_execution`)."""
@@ -144,6 +156,8 @@ async def run_execution(rt: Runtime, execution: Execution) -> None:
     On cancellation the reason decides the write: ``shutdown`` puts the task
     back in the queue and gives the attempt back; ``cancelled`` and ``lost``
     write nothing (the store already says cancelled, or another owner has it).
+    A run that read ``current_task().cancelled`` after the shutdown began is
+    put back the same way, whatever it returned.
     """
     record = execution.record
     writer = ProgressWriter(rt, record)
@@ -151,6 +165,8 @@ async def run_execution(rt: Runtime, execution: Execution) -> None:
         record.id, record.name, record.attempts, record.max_attempts, writer.report
     )
     execution.context = context
+    if execution.draining:
+        context.mark_cancelled()
     task = rt.registry.get(record.name)
     rt.bus.emit(TaskEvent("started", record.id, record.name, queue_wait=_queue_wait(record)))
     try:
@@ -174,8 +190,16 @@ async def run_execution(rt: Runtime, execution: Execution) -> None:
         return
     except Exception as exc:
         change = _failure(rt, task, record, exc, writer.close())
+    if _stopped_early(execution):
+        change = Finish(record.id, rt.owner, State.QUEUED, refund=True)
     execution.settle()
     await _commit(rt, execution, change)
+
+
+def _stopped_early(execution: Execution) -> bool:
+    """Whether the run saw the shutdown's stop request (its outcome may be partial)."""
+    context = execution.context
+    return execution.draining and context is not None and context.cancel_seen
 
 
 async def _call(rt: Runtime, task: Task[..., Any], record: TaskRecord, context: TaskContext) -> Any:
@@ -249,7 +273,12 @@ def _failure(
         error = ErrorInfo(type(exc).__qualname__, str(exc), traceback.format_exc())
     # An unknown name is retried too: during a rolling deploy an older worker may
     # claim a task only newer workers know; the retry gives one of them a chance.
-    retry = record.attempts < record.max_attempts and not _unstorable(exc)
+    raised = exc.type_name if isinstance(exc, _ChildError) else exc
+    retry = (
+        record.attempts < record.max_attempts
+        and not _unstorable(exc)
+        and (task is None or task.retries(raised))
+    )
     log.error(
         "task %s %s failed on attempt %d of %d%s: %s: %s",
         record.name,

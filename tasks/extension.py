@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -33,8 +34,10 @@ from tasks.executors import Executors
 from tasks.handle import TaskHandle, wait_for_change
 from tasks.leases import keep_leases, reclaim_expired
 from tasks.model import NewTask, Progress, State, TaskRecord, new_id
+from tasks.offline import RunningTasks
 from tasks.registry import (
     EnqueueOptions,
+    ExceptionTypes,
     ExecutorName,
     P,
     R,
@@ -103,6 +106,8 @@ class Tasks:
         http: bool = True,
         retry_backoff: float = 1.0,
         retry_backoff_max: float = 300.0,
+        retry_on: ExceptionTypes | None = None,
+        dont_retry_on: ExceptionTypes = (),
     ) -> TaskDecorator: ...
 
     def task(
@@ -119,6 +124,8 @@ class Tasks:
         http: bool = True,
         retry_backoff: float = 1.0,
         retry_backoff_max: float = 300.0,
+        retry_on: ExceptionTypes | None = None,
+        dont_retry_on: ExceptionTypes = (),
     ) -> Any:
         """Register a function as a task (``@tasks.task`` or ``@tasks.task(...)``).
 
@@ -126,8 +133,11 @@ class Tasks:
         app's thread pool, ``executor="process"`` in its process pool.
         ``max_attempts`` defaults to ``TASKS_DEFAULT_MAX_ATTEMPTS``; failed runs
         are retried after an exponential backoff (``retry_backoff`` doubled per
-        attempt, capped at ``retry_backoff_max``, with jitter). ``timeout`` is
-        in seconds. ``http=False`` keeps the task off the HTTP API.
+        attempt, capped at ``retry_backoff_max``, with jitter). ``retry_on``
+        names the exceptions that are retried (default: every exception),
+        ``dont_retry_on`` those that fail the task at once; a lost worker is
+        always run again while attempts remain. ``timeout`` is in seconds.
+        ``http=False`` keeps the task off the HTTP API.
         """
         if max_attempts is not None and max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -150,6 +160,8 @@ class Tasks:
                 http=http,
                 retry_backoff=retry_backoff,
                 retry_backoff_max=retry_backoff_max,
+                retry_on=retry_on,
+                dont_retry_on=dont_retry_on,
             )
             self.registry[task_name] = task
             return task
@@ -192,11 +204,21 @@ class Tasks:
             log.error("the app failed to start (%s); closing the task system", exception)
             await self.shutdown()
 
+    def running(self, app: Quart | None = None) -> RunningTasks:
+        """``with``/``async with tasks.running():`` enqueue outside a served app.
+
+        For CLI commands, scripts and tests; see :mod:`tasks.offline`.
+        """
+        return RunningTasks(self, app)
+
     @property
     def runtime(self) -> Runtime:
         """The running system; raises NotAcceptingError when the app is not serving."""
         if self._runtime is None:
-            raise NotAcceptingError("the task system is not running (the app is not serving)")
+            raise NotAcceptingError(
+                "the task system is not running (the app is not serving); outside a served"
+                " app (a CLI command, a script), enqueue inside `with tasks.running():`"
+            )
         return self._runtime
 
     @property
@@ -214,8 +236,11 @@ class Tasks:
         """True while enqueues are accepted (serving, not draining)."""
         return self._runtime is not None and self._runtime.accepting
 
-    async def startup(self) -> None:
+    async def startup(self, *, enqueue_only: bool = False) -> None:
         """Open the store, migrate, recover expired leases, start pools and workers.
+
+        ``enqueue_only`` starts no workers whatever ``TASKS_WORKERS`` says (see
+        :meth:`running`).
 
         If the store cannot be opened or written, one critical log line names
         the database and the cause, and ``SystemExit(1)`` ends the serving
@@ -229,6 +254,8 @@ class Tasks:
         config = TasksConfig.load(app.config, self._settings, instance_path=app.instance_path)
         if not config.app_import:
             config = _with_app_import(config, app)
+        if enqueue_only:
+            config = dataclasses.replace(config, workers=False)
         store = create_store(
             config.database_url,
             sqlite_synchronous=config.sqlite_synchronous,

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from tasks.events import TaskEvent
 from tasks.model import State
 
 if TYPE_CHECKING:
@@ -17,7 +18,11 @@ WORKER_LOST = "the process running this task died or lost its lease, and no atte
 
 
 async def reclaim_expired(rt: Runtime) -> None:
-    """Requeue (or fail, when out of attempts) tasks whose lease ran out."""
+    """Requeue (or fail, when out of attempts) tasks whose lease ran out.
+
+    This process committed the failures, so it emits their ``failed`` events:
+    listeners (metrics, ``on_failure`` callbacks) hear of each once.
+    """
     reclaimed = await rt.store.reclaim_expired(WORKER_LOST)
     if reclaimed.requeued or reclaimed.failed:
         log.warning(
@@ -26,6 +31,14 @@ async def reclaim_expired(rt: Runtime) -> None:
             len(reclaimed.failed),
         )
         rt.wake()
+    if reclaimed.failed:
+        try:
+            records = await rt.store.get_many(reclaimed.failed)
+        except Exception as exc:
+            log.warning("could not read the failed tasks back; no failed events: %s", exc)
+            return
+        for record in records:
+            rt.bus.emit(TaskEvent("failed", record.id, record.name))
 
 
 async def keep_leases(rt: Runtime) -> None:

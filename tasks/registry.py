@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import inspect
 import math
 import random
@@ -9,7 +10,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
-from tasks.errors import InvalidArgumentsError
+from tasks.errors import InvalidArgumentsError, WorkerLostError
 from tasks.serialization import check_text
 
 if TYPE_CHECKING:
@@ -19,6 +20,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
 ExecutorName = Literal["async", "thread", "process"]
+ExceptionTypes = tuple[type[BaseException], ...]
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 """The range of the stores' integer columns (priority, attempts)."""
 
@@ -95,6 +97,8 @@ class Task(Generic[P, R]):
         http: bool,
         retry_backoff: float,
         retry_backoff_max: float,
+        retry_on: ExceptionTypes | None = None,
+        dont_retry_on: ExceptionTypes = (),
     ) -> None:
         self.fn = fn
         self.name = name
@@ -106,6 +110,8 @@ class Task(Generic[P, R]):
         self.http = http
         self.retry_backoff = retry_backoff
         self.retry_backoff_max = retry_backoff_max
+        self.retry_on = None if retry_on is None else _exception_types(retry_on, "retry_on")
+        self.dont_retry_on = _exception_types(dont_retry_on, "dont_retry_on")
         self.signature = inspect.signature(fn)
         self._owner = owner
         self.__doc__ = fn.__doc__
@@ -147,6 +153,22 @@ class Task(Generic[P, R]):
             self.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise InvalidArgumentsError(f"arguments do not fit task {self.name}: {exc}") from exc
+
+    def retries(self, error: BaseException | str) -> bool:
+        """Whether a run that raised ``error`` may be retried (while attempts remain).
+
+        ``dont_retry_on`` wins over ``retry_on``; ``retry_on=None`` retries every
+        exception. A :class:`~tasks.errors.WorkerLostError` (the pool process
+        died) is retried unless ``dont_retry_on`` names it: like a lost lease,
+        it says nothing about the task. For a process task only the exception's
+        class name crosses back (a ``str``): a builtin name is matched with its
+        base classes, any other name against the classes' names only.
+        """
+        if _matches(error, self.dont_retry_on):
+            return False
+        if self.retry_on is None or isinstance(error, WorkerLostError):
+            return True
+        return _matches(error, self.retry_on)
 
     def backoff(self, attempt: int) -> float:
         """Seconds before retry number ``attempt``: exponential, capped, with jitter."""
@@ -191,3 +213,20 @@ def executor_for(fn: Callable[..., Any], executor: ExecutorName | None) -> Execu
     if executor == "async" and not is_async:
         raise ValueError(f"{fn.__qualname__} is not a coroutine function; use a thread executor")
     return executor
+
+
+def _exception_types(value: object, label: str) -> ExceptionTypes:
+    if not isinstance(value, tuple) or not all(
+        isinstance(kind, type) and issubclass(kind, BaseException) for kind in value
+    ):
+        raise ValueError(f"{label} must be a tuple of exception classes, got {value!r}")
+    return value
+
+
+def _matches(error: BaseException | str, kinds: ExceptionTypes) -> bool:
+    if not isinstance(error, str):
+        return isinstance(error, kinds)
+    builtin = getattr(builtins, error, None)
+    if isinstance(builtin, type) and issubclass(builtin, BaseException):
+        return issubclass(builtin, kinds)
+    return any(error in (kind.__name__, kind.__qualname__) for kind in kinds)

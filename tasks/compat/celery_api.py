@@ -48,6 +48,8 @@ SuccessHandler = Callable[[Any, str, list[Any], dict[str, Any]], Any]
 """``on_success(retval, task_id, args, kwargs)``, as Celery's ``Task.on_success``."""
 FailureHandler = Callable[[BaseException, str, list[Any], dict[str, Any], str | None], Any]
 """``on_failure(exc, task_id, args, kwargs, traceback_text)``, as ``Task.on_failure``."""
+MAX_RETRIES = 3
+"""Celery's default ``Task.max_retries``: a task runs at most this many times plus one."""
 
 
 class TaskRequest:
@@ -85,6 +87,19 @@ class CeleryTask(Generic[R]):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Run the function here and now (not queued), as Celery does."""
         return self.fn(self, *args, **kwargs) if self.bind else self.fn(*args, **kwargs)
+
+    def is_aborted(self) -> bool:
+        """True once this run should stop: revoked, timed out, or the app is shutting down.
+
+        Celery's ``AbortableTask.is_aborted()``, for every bound task: check it
+        in loops and return early. On shutdown a run that saw it is requeued,
+        not recorded as finished. False outside a run of this task.
+        """
+        try:
+            context = current_task()
+        except RuntimeError:
+            return False
+        return context.name == self.name and context.cancelled
 
     @property
     def request(self) -> TaskRequest:
@@ -189,11 +204,11 @@ class CeleryTask(Generic[R]):
 
     async def _enqueue(self, call: TaskCall[Any]) -> AsyncResult[R]:
         handle = await self.owner.tasks.enqueue_call(call)
-        return AsyncResult(handle.id, self.owner.tasks)
+        return self.AsyncResult(handle.id)
 
     def AsyncResult(self, task_id: str) -> AsyncResult[R]:  # noqa: N802 (Celery's name)
         """The result of one of this task's runs, by id."""
-        return AsyncResult(task_id, self.owner.tasks)
+        return AsyncResult(task_id, self.owner.tasks, self.owner.tracks_started)
 
 
 class CeleryTasks:
@@ -201,16 +216,22 @@ class CeleryTasks:
 
     ``celery = CeleryTasks(tasks)``, then ``@celery.task`` or
     ``@celery.task(bind=True, on_success=..., on_failure=...)``.
-    ``celery.AsyncResult(task_id)`` looks a task up.
+    ``celery.AsyncResult(task_id)`` looks a task up. ``track_started`` is
+    Celery's ``task_track_started`` (default off): the default of every task's
+    own ``track_started``.
 
-    Callbacks run once per task, in the process that ran it, after its outcome
-    is committed (``on_failure`` only when no retry is left). Plain functions
-    run in the app's thread pool and coroutine functions on the loop, both in
-    the app context. A process that dies between commit and callback skips it.
+    Callbacks run once per outcome, in the process that commits it (the one
+    that ran the task, or for a task whose process died, the one that failed
+    it), after the commit (``on_failure`` only when no retry is left). Plain
+    functions run in the app's thread pool and coroutine functions on the
+    loop, both in the app context. A process that dies between commit and
+    callback skips it.
     """
 
-    def __init__(self, tasks: Tasks) -> None:
+    def __init__(self, tasks: Tasks, *, track_started: bool = False) -> None:
         self.tasks = tasks
+        self.track_started = track_started
+        self._track_started: dict[str, bool] = {}
         self._by_name: dict[str, CeleryTask[Any]] = {}
         self._on_success: dict[str, SuccessHandler] = {}
         self._on_failure: dict[str, FailureHandler] = {}
@@ -233,7 +254,11 @@ class CeleryTasks:
         name: str | None = None,
         on_success: SuccessHandler | None = None,
         on_failure: FailureHandler | None = None,
-        max_attempts: int = 1,
+        track_started: bool | None = None,
+        autoretry_for: tuple[type[BaseException], ...] = (),
+        dont_autoretry_for: tuple[type[BaseException], ...] = (),
+        max_retries: int | None = MAX_RETRIES,
+        max_attempts: int | None = None,
         executor: ExecutorName | None = None,
         **options: Any,
     ) -> Callable[[Callable[..., Any]], CeleryTask[Any]]: ...
@@ -247,25 +272,46 @@ class CeleryTasks:
         name: str | None = None,
         on_success: SuccessHandler | None = None,
         on_failure: FailureHandler | None = None,
-        max_attempts: int = 1,
+        track_started: bool | None = None,
+        autoretry_for: tuple[type[BaseException], ...] = (),
+        dont_autoretry_for: tuple[type[BaseException], ...] = (),
+        max_retries: int | None = MAX_RETRIES,
+        max_attempts: int | None = None,
         executor: ExecutorName | None = None,
         **options: Any,
     ) -> Any:
         """Register a Celery-style task.
 
-        ``max_attempts`` defaults to 1: like Celery, a failing task is not
-        retried unless asked. Other options (``timeout``, ``queue``,
-        ``priority``...) go to ``tasks.task``.
+        As in Celery, an exception fails the task at once unless it is one of
+        ``autoretry_for`` (and not of ``dont_autoretry_for``); those are retried
+        up to ``max_retries`` times (Celery's default, 3). The task runs at most
+        ``max_retries + 1`` times in all (or ``max_attempts``, if given): a run
+        cut short by a lost worker (``kill -9``) is run again within that
+        budget, as every durable task is. ``track_started`` (default: this
+        object's) makes a running task read ``STARTED`` before its first
+        ``update_state``. Other options (``timeout``, ``queue``, ``priority``,
+        ``retry_backoff``...) go to ``tasks.task``.
         """
+        if max_retries is None:
+            raise ValueError("max_retries=None (retry forever) is not supported; give a number")
+        if max_retries < 0:
+            raise ValueError("max_retries must not be negative")
 
         def register(function: Callable[..., Any]) -> CeleryTask[Any]:
             celery_task: CeleryTask[Any] = CeleryTask(self, function, bind)
             task_name = name or f"{function.__module__}.{function.__qualname__}"
             runner = _runner(celery_task, function, bind)
             celery_task.task = self.tasks.task(
-                name=task_name, max_attempts=max_attempts, executor=executor, **options
+                name=task_name,
+                max_attempts=max_attempts or max_retries + 1,
+                retry_on=tuple(autoretry_for),
+                dont_retry_on=tuple(dont_autoretry_for),
+                executor=executor,
+                **options,
             )(runner)
             celery_task.name = task_name
+            if track_started is not None:
+                self._track_started[task_name] = track_started
             self._by_name[task_name] = celery_task
             if on_success is not None:
                 self._on_success[task_name] = on_success
@@ -277,7 +323,11 @@ class CeleryTasks:
 
     def AsyncResult(self, task_id: str) -> AsyncResult[Any]:  # noqa: N802 (Celery's name)
         """The result of any task, by id."""
-        return AsyncResult(task_id, self.tasks)
+        return AsyncResult(task_id, self.tasks, self.tracks_started)
+
+    def tracks_started(self, name: str) -> bool:
+        """Whether the task called ``name`` reads ``STARTED`` before its first update."""
+        return self._track_started.get(name, self.track_started)
 
     def _on_event(self, event: TaskEvent) -> None:
         handler: Callable[..., Any] | None = None

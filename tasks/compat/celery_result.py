@@ -4,7 +4,9 @@
 stored state   Celery state
 =============  ============================================================
 queued         ``PENDING`` (``RETRY`` when an earlier attempt failed)
-running        ``STARTED``, or the state last set with ``update_state``
+running        the state last set with ``update_state``; before the first,
+               ``STARTED`` if the task tracks it (``track_started``), else
+               still ``PENDING``/``RETRY``, as in Celery
 succeeded      ``SUCCESS``
 failed         ``FAILURE``
 cancelled      ``REVOKED``
@@ -19,10 +21,19 @@ from __future__ import annotations
 import builtins
 import contextlib
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from tasks.compat.bridge import BlockingCallError, on_loop_thread, run_blocking
-from tasks.errors import InvalidStateError, TaskFailedError, TaskNotFoundError, TasksError
+from tasks.errors import (
+    InvalidStateError,
+    TaskFailedError,
+    TaskNotFoundError,
+    TasksError,
+    TaskTimeoutError,
+    UnknownTaskError,
+    WorkerLostError,
+)
 from tasks.model import ErrorInfo, Progress, State, TaskRecord
 
 if TYPE_CHECKING:
@@ -38,6 +49,8 @@ SUCCESS = "SUCCESS"
 FAILURE = "FAILURE"
 REVOKED = "REVOKED"
 READY_STATES = frozenset({SUCCESS, FAILURE, REVOKED})
+_ENGINE_ERRORS = {e.__name__: e for e in (WorkerLostError, TaskTimeoutError, UnknownTaskError)}
+"""Errors the engine records for a run it ended; rebuilt as themselves."""
 
 
 class TaskRevokedError(TasksError):
@@ -68,9 +81,12 @@ class AsyncResult(Generic[R]):
     :class:`~tasks.compat.bridge.BlockingCallError` before the first one.
     """
 
-    def __init__(self, task_id: str, tasks: Tasks) -> None:
+    def __init__(
+        self, task_id: str, tasks: Tasks, track_started: Callable[[str], bool] | None = None
+    ) -> None:
         self.id = task_id
         self.tasks = tasks
+        self._track_started = track_started
         self._record: TaskRecord | None = None
         self._loaded = False
 
@@ -115,17 +131,27 @@ class AsyncResult(Generic[R]):
 
     # -- Celery's properties -------------------------------------------------
 
+    def _tracks(self, record: TaskRecord | None) -> bool:
+        return (
+            record is not None
+            and self._track_started is not None
+            and (self._track_started(record.name))
+        )
+
     @property
     def state(self) -> str:
         """The Celery state name (see the module docstring)."""
-        return celery_state(self._current())
+        record = self._current()
+        return celery_state(record, self._tracks(record))
 
     status = state
 
     @property
     def info(self) -> Any:
-        """Progress meta while running, the result on success, the exception on failure."""
-        return celery_info(self._current())
+        """What Celery gives in each state (see :func:`celery_info`): None while pending,
+        the meta of ``update_state``, the result on success, the exception on failure."""
+        record = self._current()
+        return celery_info(record, self._tracks(record))
 
     result = info
 
@@ -156,9 +182,9 @@ class AsyncResult(Generic[R]):
         for a revoked task, and ``TaskNotFoundError`` for an unknown id (where
         Celery would wait forever).
         """
-        self._record = await self.tasks.wait(self.id, timeout)
+        self._record = record = await self.tasks.wait(self.id, timeout)
         self._loaded = True
-        state, value = celery_state(self._record), celery_info(self._record)
+        state, value = celery_state(record), celery_info(record)
         if state == SUCCESS or not propagate:
             return cast(R, value)
         if state == REVOKED:
@@ -186,41 +212,67 @@ class AsyncResult(Generic[R]):
         )
 
 
-def celery_state(record: TaskRecord | None) -> str:
-    """The Celery state name of a stored task (None: unknown id, ``PENDING``)."""
+def celery_state(record: TaskRecord | None, track_started: bool = False) -> str:
+    """The Celery state name of a stored task (None: unknown id, ``PENDING``).
+
+    A running task reads as its last ``update_state`` state; with none, as
+    ``PROGRESS`` once it reported progress through ``current_task().progress``;
+    else ``STARTED`` when started tasks are tracked, and otherwise as it read
+    before it started (``PENDING``, or ``RETRY``), as Celery's result backend does.
+    """
     if record is None:
         return PENDING
-    if record.state == State.QUEUED:
-        return RETRY if record.error is not None and record.attempts > 0 else PENDING
-    if record.state == State.RUNNING:
-        custom = _custom_state(record.progress)
-        return STARTED if custom is None else custom[0]
-    return {State.SUCCEEDED: SUCCESS, State.FAILED: FAILURE, State.CANCELLED: REVOKED}[record.state]
-
-
-def celery_info(record: TaskRecord | None) -> Any:
-    """Celery's ``info`` of a stored task (see :attr:`AsyncResult.info`)."""
-    if record is None:
-        return None
-    if record.state == State.SUCCEEDED:
-        return record.result
-    if record.state == State.CANCELLED:
-        return TaskRevokedError(f"task {record.id} was revoked")
-    if record.error is not None and record.state in (State.FAILED, State.QUEUED):
-        return rebuild_exception(record.error)
     if record.state == State.RUNNING:
         custom = _custom_state(record.progress)
         if custom is not None:
-            return custom[1]
+            return custom[0]
         if record.progress != Progress():
-            p = record.progress
-            return {"current": p.current, "total": p.total, "message": p.message}
-    return None
+            return PROGRESS
+        if track_started:
+            return STARTED
+    if record.state in (State.QUEUED, State.RUNNING):
+        return RETRY if record.error is not None and record.attempts > 0 else PENDING
+    return {State.SUCCEEDED: SUCCESS, State.FAILED: FAILURE, State.CANCELLED: REVOKED}[record.state]
+
+
+def celery_info(record: TaskRecord | None, track_started: bool = False) -> Any:
+    """Celery's ``info`` (= ``result``) of a stored task, per state.
+
+    ``PENDING``: None. ``STARTED``: ``{"pid", "hostname"}`` of the worker.
+    A custom state: its ``meta``. ``PROGRESS`` without ``update_state``:
+    ``{"current", "total", "message"}``. ``SUCCESS``: the return value.
+    ``FAILURE`` and ``RETRY``: the exception. ``REVOKED``: a :class:`TaskRevokedError`.
+    """
+    state = celery_state(record, track_started)
+    if record is None or state == PENDING:
+        return None
+    if state == SUCCESS:
+        return record.result
+    if state == REVOKED:
+        return TaskRevokedError(f"task {record.id} was revoked")
+    if state in (FAILURE, RETRY):
+        return rebuild_exception(record.error or ErrorInfo("Exception", ""))
+    if state == STARTED:
+        return _worker(record.lease_owner)
+    custom = _custom_state(record.progress)
+    if custom is not None:
+        return custom[1]
+    p = record.progress
+    return {"current": p.current, "total": p.total, "message": p.message}
+
+
+def _worker(owner: str | None) -> dict[str, Any]:
+    """Celery's ``STARTED`` meta, ``{"pid", "hostname"}``, from a lease owner ``host:pid:nonce``."""
+    parts = (owner or "").rsplit(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return {"pid": None, "hostname": owner}
+    return {"pid": int(parts[1]), "hostname": parts[0]}
 
 
 def rebuild_exception(error: ErrorInfo) -> BaseException:
-    """The stored error as an exception: the builtin class if it is one, else RemoteTaskError."""
-    cls = getattr(builtins, error.type, None)
+    """The stored error as an exception: its class if builtin or one the engine itself
+    stores (``WorkerLostError``, ``TaskTimeoutError``...), else :class:`RemoteTaskError`."""
+    cls = getattr(builtins, error.type, None) or _ENGINE_ERRORS.get(error.type)
     if isinstance(cls, type) and issubclass(cls, Exception):
         try:
             return cls(error.message)

@@ -13,6 +13,7 @@ import concurrent.futures
 import contextvars
 import functools
 import inspect
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from tasks.extension import Tasks
     from tasks.runtime import Runtime
 
+log = logging.getLogger("tasks")
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -116,7 +118,9 @@ class Executor:
     blocking tasks use; ``TASKS_THREADS`` sizes it), inside a fresh app context
     (``current_app`` works, and its teardown runs when the function returns),
     with a copy of the caller's ``contextvars``. ``submit`` never blocks, so it
-    is safe in ``async def`` views; ``await`` the future there.
+    is safe in ``async def`` views; ``await`` the future there. A function that
+    raises is logged once (logger ``tasks``, with the traceback), and its
+    future holds the exception.
 
     Not durable: see the module docstring.
     """
@@ -252,12 +256,18 @@ class Executor:
 
 
 def _settle(future: AwaitableFuture[T], work: Callable[[], T]) -> None:
-    """Run ``work`` in the pool thread and record its outcome (callbacks run here)."""
+    """Run ``work`` in the pool thread and record its outcome (callbacks run here).
+
+    A failure is logged once, with its traceback, before it reaches the future:
+    as with durable tasks, nobody has to read the future for it to be seen.
+    """
     if not future.set_running_or_notify_cancel():
         return
     try:
         result = work()
     except BaseException as exc:
+        name = getattr(getattr(work, "func", work), "__qualname__", repr(work))
+        log.error("executor job %s failed: %s: %s", name, type(exc).__qualname__, exc, exc_info=exc)
         future.set_exception(exc)
     else:
         future.set_result(result)

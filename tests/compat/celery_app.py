@@ -5,16 +5,20 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from quart import Blueprint, Quart, current_app, jsonify, request
+from quart import Blueprint, Quart, current_app, jsonify, render_template_string, request
 from quart.typing import ResponseReturnValue
 
-from tasks import Tasks
+from tasks import Tasks, current_task
 from tasks.compat import AsyncResult, CeleryTask, CeleryTasks
 
 tasks = Tasks()
 celery = CeleryTasks(tasks)
 gate = threading.Event()
-"""``long_task`` waits on this after its progress reports."""
+"""``long_task`` waits on this after its progress reports; ``slow_start`` before its first."""
+started = threading.Event()
+"""Set by ``slow_start`` and ``stoppable`` once they run."""
+aborted: list[str] = []
+"""Ids of ``stoppable`` runs that saw ``is_aborted()``."""
 callbacks: list[tuple[str, str, Any]] = []
 """(kind, task id, result or exception repr) for every callback that fired."""
 
@@ -44,6 +48,38 @@ async def explode(message: str) -> None:
     raise ValueError(message)
 
 
+def _slow_start(self: CeleryTask[dict[str, int]], total: int) -> dict[str, int]:
+    started.set()
+    gate.wait(30)
+    self.update_state(state="PROGRESS", meta={"current": 1, "total": total, "status": "one"})
+    return {"current": total, "total": total, "result": 42}
+
+
+slow_start = celery.task(bind=True, name="slow_start")(_slow_start)
+slow_start_tracked = celery.task(bind=True, name="slow_start_tracked", track_started=True)(
+    _slow_start
+)
+
+
+@celery.task(bind=True)
+def stoppable(self: CeleryTask[str]) -> str:
+    """The porting guide's abortable loop: stops when revoked or at shutdown."""
+    started.set()
+    while not self.is_aborted():
+        gate.wait(0.01)  # one step of work
+    aborted.append(str(self.request.id))
+    return "stopped early"
+
+
+@celery.task(autoretry_for=(ConnectionError,), max_retries=2, retry_backoff=0.01)
+async def flaky(failures: int, error: str) -> int:
+    """Raises ``error`` (a class name) on its first ``failures`` attempts."""
+    attempt = current_task().attempt
+    if attempt <= failures:
+        raise {"ConnectionError": ConnectionError, "ValueError": ValueError}[error](error)
+    return attempt
+
+
 @celery.task(bind=True)
 async def cheat(self: CeleryTask[None]) -> None:
     self.update_state(state="SUCCESS", meta={"result": "early"})
@@ -52,6 +88,29 @@ async def cheat(self: CeleryTask[None]) -> None:
 @celery.task
 async def add(a: int, b: int) -> int:
     return a + b
+
+
+def seed_status(task: AsyncResult[Any]) -> dict[str, Any]:
+    """The body of seed 001's canonical progress view (Flask + Celery), unchanged."""
+    if task.state == "PENDING":
+        response: dict[str, Any] = {
+            "state": task.state,
+            "current": 0,
+            "total": 1,
+            "status": "Pending...",
+        }
+    elif task.state != "FAILURE":
+        response = {
+            "state": task.state,
+            "current": task.info.get("current", 0),
+            "total": task.info.get("total", 1),
+            "status": task.info.get("status", ""),
+        }
+        if "result" in task.info:
+            response["result"] = task.info["result"]
+    else:
+        response = {"state": task.state, "current": 1, "total": 1, "status": str(task.info)}
+    return response
 
 
 def describe(result: AsyncResult[Any]) -> dict[str, Any]:
@@ -94,6 +153,18 @@ def sync_later() -> ResponseReturnValue:
     return jsonify(describe(result)), 202
 
 
+@sync_views.post("/slow/<name>")
+def sync_slow(name: str) -> ResponseReturnValue:
+    task = slow_start_tracked if name == "tracked" else slow_start
+    return jsonify(id=task.apply_async(args=[10]).id), 202
+
+
+@sync_views.get("/progress/<task_id>")
+def sync_progress(task_id: str) -> ResponseReturnValue:
+    """Seed 001's canonical status view, as the porting guide shows it for ``def`` views."""
+    return jsonify(seed_status(slow_start.AsyncResult(task_id)))
+
+
 @sync_views.get("/status/<task_id>")
 def sync_status(task_id: str) -> ResponseReturnValue:
     return jsonify(describe(celery.AsyncResult(task_id)))
@@ -133,6 +204,30 @@ async def async_later() -> ResponseReturnValue:
     countdown = int(request.args.get("countdown", "60"))
     result = await add.aapply_async(args=[1, 2], countdown=countdown)
     return jsonify(describe(await result.arefresh())), 202
+
+
+@async_views.post("/slow/<name>")
+async def async_slow(name: str) -> ResponseReturnValue:
+    task = slow_start_tracked if name == "tracked" else slow_start
+    return jsonify(id=(await task.aapply_async(args=[10])).id), 202
+
+
+@async_views.get("/progress/<task_id>")
+async def async_progress(task_id: str) -> ResponseReturnValue:
+    """The same view for ``async def``: one ``arefresh()``, then the same reads."""
+    return jsonify(seed_status(await slow_start.AsyncResult(task_id).arefresh()))
+
+
+@async_views.post("/signup")
+async def signup() -> ResponseReturnValue:
+    """Seed 001's sign-up view as the porting guide ports it (body read and render awaited)."""
+    form = await request.form
+    email = form.get("email", "")
+    result = await add.adelay(len(email), 0)
+    page = await render_template_string(
+        "Welcome {{ email }}, mail task {{ id }}", email=email, id=result.id
+    )
+    return page, 202
 
 
 @async_views.get("/status/<task_id>")

@@ -18,6 +18,8 @@ executor = Executor(tasks)
 caller_tag: ContextVar[str] = ContextVar("caller_tag", default="unset")
 finished: list[int] = []
 """``id()`` of every future the default done callback saw."""
+outcomes: list[str] = []
+"""What the porting guide's done callback saw, one line per finished job."""
 
 
 def _note_done(future: Future[Any]) -> None:
@@ -34,6 +36,18 @@ def work(x: int) -> dict[str, Any]:
         "tag": caller_tag.get(),
         "thread": threading.current_thread().name,
     }
+
+
+def fake_work(num: int) -> int:
+    if num < 0:
+        raise ValueError(f"cannot work on {num}")
+    return num * 10
+
+
+def report(future: Future[int]) -> None:
+    """The porting guide's done callback (pattern 4): never raises."""
+    error = future.exception()
+    outcomes.append(f"failed: {error!r}" if error else f"done: {future.result()}")
 
 
 sync_views = Blueprint("sync", __name__, url_prefix="/sync")
@@ -69,6 +83,20 @@ def sync_stored(key: str) -> ResponseReturnValue:
     future = executor.futures.pop(key)
     assert future is not None
     return jsonify(status="done", result=future.result())
+
+
+@sync_views.post("/callback")
+def sync_callback() -> ResponseReturnValue:
+    future = executor.submit(fake_work, _x())
+    future.add_done_callback(report)
+    return jsonify(msg="started"), 202
+
+
+@async_views.post("/callback")
+async def async_callback() -> ResponseReturnValue:
+    future = executor.submit(fake_work, _x())
+    future.add_done_callback(report)
+    return jsonify(msg="started"), 202
 
 
 @async_views.get("/run")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import os
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,7 +15,8 @@ from quart import Quart
 
 from tasks import InvalidArgumentsError, State, TaskRecord
 from tasks.compat import BlockingCallError, RemoteTaskError, TaskRevokedError
-from tasks.compat.celery_result import celery_state
+from tasks.compat.celery_result import celery_info, celery_state
+from tasks.errors import WorkerLostError
 from tasks.model import ErrorInfo, Progress
 from tests.compat import celery_app
 from tests.compat.celery_app import celery, tasks
@@ -23,6 +28,7 @@ STYLES = ["sync", "async"]
 @pytest.fixture
 async def app(database_url: str) -> AsyncIterator[Quart]:
     celery_app.gate.clear()
+    celery_app.started.clear()
     celery_app.callbacks.clear()
     app = celery_app.create_app(database_url, TASKS_PROGRESS_INTERVAL=0.05)
     async with app.test_app():
@@ -93,7 +99,9 @@ async def test_failure_state_info_and_get_raises(app: Quart, style: str) -> None
         True,
     )
     record = await tasks.get(body["id"])
-    assert record.attempts == 1  # Celery tasks are not retried unless asked
+    # As in Celery, an exception is not retried unless asked (autoretry_for), although
+    # the task keeps attempts for reruns after a lost worker.
+    assert (record.attempts, record.max_attempts) == (1, 4)
 
 
 @pytest.mark.parametrize("style", STYLES)
@@ -141,22 +149,142 @@ async def test_update_state_refuses_outcome_states_and_outside_tasks(app: Quart)
     assert celery_app.long_task.request.id is None
 
 
-def test_queued_after_a_failed_attempt_reads_retry() -> None:
+def test_states_and_info_as_celery_gives_them() -> None:
     record = TaskRecord(
         id="t", name="n", queue="default", state=State.QUEUED, args=[], kwargs={}, priority=0,
         attempts=1, max_attempts=3, run_at=0, created_at=0, error=ErrorInfo("ValueError", "x"),
     )  # fmt: skip
     assert celery_state(record) == "RETRY"
-    record.state, record.error = State.RUNNING, None
-    assert celery_state(record) == "STARTED"
+    assert repr(celery_info(record)) == "ValueError('x')"
+    record.state, record.error, record.lease_owner = State.RUNNING, None, "web-1:4242:ab12cd34"
+    assert (celery_state(record), celery_info(record)) == ("PENDING", None)
+    assert celery_state(record, track_started=True) == "STARTED"
+    assert celery_info(record, track_started=True) == {"pid": 4242, "hostname": "web-1"}
+    record.progress = Progress(1, 2, "halfway")  # current_task().progress(), no update_state
+    assert (celery_state(record), celery_info(record)) == (
+        "PROGRESS",
+        {"current": 1, "total": 2, "message": "halfway"},
+    )
     record.progress = Progress(1, 2, '{"state":"CRUNCHING","meta":null}')
-    assert celery_state(record) == "CRUNCHING"
+    assert (celery_state(record, track_started=True), celery_info(record)) == ("CRUNCHING", None)
+    record.state, record.error = State.FAILED, ErrorInfo("WorkerLostError", "died")
+    assert isinstance(celery_info(record), WorkerLostError)
+
+
+@pytest.mark.parametrize("style", STYLES)
+async def test_seed_progress_view_answers_pending_until_the_first_update(
+    app: Quart, style: str
+) -> None:
+    """Celery reads PENDING from claim to the first update_state (task_track_started off)."""
+    task_id = (await (await app.test_client().post(f"/{style}/slow/plain")).get_json())["id"]
+    await eventually(lambda: _true(celery_app.started.is_set()))
+    assert (await tasks.get(task_id)).state == State.RUNNING
+    response = await app.test_client().get(f"/{style}/progress/{task_id}")
+    assert response.status_code == 200
+    assert await response.get_json() == {
+        "state": "PENDING",
+        "current": 0,
+        "total": 1,
+        "status": "Pending...",
+    }
+    assert (await _status(app, style, task_id))["info"] is None
+    celery_app.gate.set()
+
+    async def done() -> dict[str, Any] | None:
+        response = await app.test_client().get(f"/{style}/progress/{task_id}")
+        assert response.status_code == 200
+        body: dict[str, Any] = await response.get_json()
+        # Each property read asks the store again, as in Celery: the branch taken
+        # and the state shown may straddle the moment the task finished.
+        return body if body["state"] == "SUCCESS" and "result" in body else None
+
+    body = await eventually(done)
+    assert body == {"state": "SUCCESS", "current": 10, "total": 10, "status": "", "result": 42}
+
+
+@pytest.mark.parametrize("style", STYLES)
+async def test_track_started_reads_started_with_the_worker_as_info(app: Quart, style: str) -> None:
+    task_id = (await (await app.test_client().post(f"/{style}/slow/tracked")).get_json())["id"]
+    await eventually(lambda: _true(celery_app.started.is_set()))
+    body = await _status(app, style, task_id)
+    assert (body["state"], body["info"]) == (
+        "STARTED",
+        {"pid": os.getpid(), "hostname": socket.gethostname()},
+    )
+    response = await app.test_client().get(f"/{style}/progress/{task_id}")
+    assert response.status_code == 200
+    assert (await response.get_json())["state"] == "STARTED"
+
+
+async def test_autoretry_for_retries_only_those_exceptions(app: Quart) -> None:
+    retried = await (await celery_app.flaky.adelay(1, "ConnectionError")).aget(timeout=30)
+    assert retried == 2
+    wrong = await celery_app.flaky.adelay(1, "ValueError")
+    with pytest.raises(ValueError, match="ValueError"):
+        await wrong.aget(timeout=30)
+    assert (await tasks.get(wrong.id)).attempts == 1
+    exhausted = await celery_app.flaky.adelay(9, "ConnectionError")
+    with pytest.raises(ConnectionError):
+        await exhausted.aget(timeout=30)
+    record = await tasks.get(exhausted.id)
+    assert (record.attempts, record.max_attempts) == (3, 3)  # max_retries=2
+
+
+async def test_celery_retry_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="retry forever"):
+        celery.task(max_retries=None)
+
+
+@pytest.mark.parametrize("style", STYLES)
+async def test_a_revoked_bound_task_sees_is_aborted(app: Quart, style: str) -> None:
+    celery_app.aborted.clear()
+    result = await celery_app.stoppable.adelay()
+    await eventually(lambda: _true(celery_app.started.is_set()))
+    assert celery_app.stoppable.is_aborted() is False  # outside a run
+    body = await (await app.test_client().post(f"/{style}/revoke/{result.id}")).get_json()
+    assert body["state"] == "REVOKED"
+    await eventually(lambda: _true(celery_app.aborted == [result.id]))
+    assert (await tasks.get(result.id)).state == State.CANCELLED
+
+
+async def test_shutdown_tells_a_bound_task_to_stop_and_requeues_it(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The drain sets is_aborted() at its start; the run that stopped early runs again later."""
+    celery_app.started.clear()
+    celery_app.aborted.clear()
+    caplog.set_level(logging.INFO, logger="tasks")
+    app = celery_app.create_app(database_url, TASKS_SHUTDOWN_TIMEOUT=600)
+    async with app.test_app():
+        result = await celery_app.stoppable.adelay()
+        await eventually(lambda: _true(celery_app.started.is_set()))
+        async with asyncio.timeout(60):  # far below the 600 s grace: the task stopped itself
+            await tasks.shutdown()
+    assert celery_app.aborted == [result.id]
+    assert "still running at the shutdown deadline" not in caplog.text
+    app = celery_app.create_app(database_url, TASKS_WORKERS=False)
+    async with app.test_app():
+        record = await tasks.get(result.id)
+    assert (record.state, record.attempts) == (State.QUEUED, 0)  # not "succeeded"
+
+
+async def test_seed_signup_view_ported_to_async(app: Quart) -> None:
+    response = await app.test_client().post("/async/signup", form={"email": "ann@example.org"})
+    assert response.status_code == 202
+    page = (await response.get_data()).decode()
+    assert page.startswith("Welcome ann@example.org, mail task ")
+    task_id = page.rsplit(" ", 1)[1]
+    assert await celery.AsyncResult(task_id).aget(timeout=10) == len("ann@example.org")
 
 
 def _now() -> Any:
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def _callbacks_for(task_id: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -85,6 +86,28 @@ async def test_exceptions_reach_the_awaiting_caller(app: Quart) -> None:
         await executor.submit(boom)
 
 
+@pytest.mark.parametrize("style", STYLES)
+async def test_a_failed_job_is_logged_once_with_its_traceback(
+    app: Quart, style: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The callback pattern of the porting guide: results and errors reach it, errors the log."""
+    caplog.set_level(logging.INFO)
+    executor_app.outcomes.clear()
+    client = app.test_client()
+    assert (await client.post(f"/{style}/callback?x=4")).status_code == 202
+    assert (await client.post(f"/{style}/callback?x=-1")).status_code == 202
+    await eventually(lambda: _true(len(executor_app.outcomes) == 2))
+    assert sorted(executor_app.outcomes) == [
+        "done: 40",
+        "failed: ValueError('cannot work on -1')",
+    ]
+    [logged] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert logged.name == "tasks"
+    assert logged.getMessage() == "executor job fake_work failed: ValueError: cannot work on -1"
+    assert logged.exc_info is not None
+    assert "raise ValueError" in caplog.text  # the traceback
+
+
 async def test_coroutine_functions_are_refused(app: Quart) -> None:
     async def coro() -> None:
         return None
@@ -105,6 +128,10 @@ async def test_max_workers_sizes_the_app_pool(database_url: str) -> None:
         results = await asyncio.gather(*(executor.submit(executor_app.work, n) for n in range(6)))
         assert [r["double"] for r in results] == [0, 2, 4, 6, 8, 10]
         assert tasks.runtime.executors.threads.thread_count <= 3
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def _finished_since(before: int, count: int) -> bool:
