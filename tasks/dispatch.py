@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import time
@@ -68,7 +69,9 @@ class Dispatcher:
         self._unstarted: list[str] = []
         """Ids claimed by claims that ended after the drain began (they never start)."""
         self._workers: list[asyncio.Task[None]] = []
-        self._timers: set[asyncio.TimerHandle] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        """One timer, for the earliest known due time (see :meth:`wake_at`)."""
+        self._rearm: asyncio.Task[None] | None = None
 
     @property
     def claimed_ids(self) -> list[str]:
@@ -90,18 +93,42 @@ class Dispatcher:
         self._attention.set()
 
     def wake_at(self, when: float) -> None:
-        """Look for work at Unix time ``when`` (a delayed task or a retry)."""
+        """Look for work at Unix time ``when`` (a delayed task or a retry).
+
+        Costs O(1) memory however many tasks wait: one timer is kept, for the
+        earliest time asked for. When it fires, the next due time is read
+        from the store and the timer re-armed for it. The timer runs in an
+        empty context, so it holds no reference to the request (or task)
+        that asked for it. Polling still finds due work should a time be
+        missed (another process's retry, say).
+        """
         delay = when - time.time()
         if delay <= 0:
             self.wake()
             return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        if self._timer is not None:
+            if self._timer.when() <= deadline:
+                return
+            self._timer.cancel()
+        self._timer = loop.call_at(deadline, self._timer_fired, context=contextvars.Context())
 
-        def fire() -> None:
-            self._timers.discard(handle)
-            self.wake()
+    def _timer_fired(self) -> None:
+        self._timer = None
+        self.wake()
+        if not self._stopping and (self._rearm is None or self._rearm.done()):
+            self._rearm = asyncio.create_task(self._rearm_timer(), name="tasks-timer")
 
-        handle = asyncio.get_running_loop().call_later(delay, fire)
-        self._timers.add(handle)
+    async def _rearm_timer(self) -> None:
+        """Arm the timer for the next due time of this process's queues, from the store."""
+        try:
+            when = await self._rt.store.next_run_at(self._rt.config.queues, time.time())
+        except Exception as exc:  # polling finds the work instead
+            log.warning("could not read the next due time (polling instead): %s", exc)
+            return
+        if when is not None and not self._stopping:
+            self.wake_at(when)
 
     def cancel_local(self, task_id: str, reason: str = "cancelled") -> bool:
         """Cancel the run of ``task_id`` if it runs here; True if it did."""
@@ -220,8 +247,10 @@ class Dispatcher:
         whatever a kill interrupts keeps a lease that expires and is reclaimed.
         """
         self._stopping = True
-        for handle in self._timers:
-            handle.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._rearm is not None:
+            self._rearm.cancel()
         for task in [self._claimer, *self._workers]:
             if task is not None:
                 task.cancel()

@@ -155,6 +155,9 @@ class Store(Protocol):
     async def count_by_name(self) -> dict[str, dict[State, int]]:
         """Per task name, how many tasks are in each state."""
 
+    async def next_run_at(self, queues: Sequence[str], after: float) -> float | None:
+        """The earliest ``run_at`` later than ``after`` of the queued tasks in ``queues``."""
+
     async def count_queued(self) -> int:
         """How many tasks wait in the queue (for the bounded backlog)."""
 

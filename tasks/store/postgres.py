@@ -856,6 +856,16 @@ class PostgresStore:
         """Counts per name and state; see :meth:`Store.count_by_name`."""
         return await shared_rows.count_by_name(self._read)
 
+    async def next_run_at(self, queues: Sequence[str], after: float) -> float | None:
+        """The next due time; see :meth:`Store.next_run_at`."""
+        rows = await self._read(
+            "SELECT MIN(run_at) FROM tasks WHERE state = 'queued'"
+            " AND queue = ANY($1::text[]) AND run_at > $2",
+            list(queues),
+            after,
+        )
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
+
     async def count_queued(self) -> int:
         """Backlog size; see :meth:`Store.count_queued`."""
         return await shared_rows.count_queued(self._read)
