@@ -134,6 +134,10 @@ class SQLiteStore:
         self._commit_count = 0
         """Transactions committed by this store (the checkpointer compares it)."""
         self._commits = GroupCommit(self._run_batch)
+        self._files: list[tuple[str, tuple[int, int] | None]] = []
+        """The database and WAL paths with the (device, inode) they named at open."""
+        self._lost: str | None = None
+        """Why the open file is no longer the one at :attr:`path` (then nothing is written)."""
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -150,6 +154,7 @@ class SQLiteStore:
             self._reader = await self._connect()
             await self._reader.execute("PRAGMA query_only=ON")
             self._checkpointer = await self._connect()
+            self._files = [(p, _identity(p)) for p in (self.path, f"{self.path}-wal")]
         except (sqlite3.Error, OSError) as exc:
             await self.close()
             cause = _os_cause(self.path)
@@ -495,13 +500,40 @@ class SQLiteStore:
         schedule the other side, and under load for a turn of the busy loop.
         """
         db = self._db
-        results = await _on_connection_thread(db, _run_transaction, batch)
+        results = await _on_connection_thread(db, _run_transaction, batch, self.check_files)
         self._commit_count += 1
         return results
+
+    def check_files(self) -> None:
+        """Raise :class:`StoreUnavailableError` if the database file was deleted or replaced.
+
+        SQLite keeps writing to the file it opened, even after that file was
+        deleted or renamed (or its ``-wal`` file deleted): commits would then
+        go to a file nobody will ever open again, and tasks reported as
+        accepted would be gone after a restart. Each transaction checks that
+        the paths still name the files opened (same device and inode) before
+        it writes; once they do not, every write and read fails, with one
+        critical log line, until the process is restarted.
+        """
+        if self._lost is None:
+            for path, opened in self._files:
+                now = _identity(path)
+                if now != opened:
+                    change = "deleted" if now is None else "replaced by another file"
+                    self._lost = (
+                        f"task database file {path} was {change} while open; nothing more is"
+                        " written to it: restore the file or start a new one, then restart"
+                        " the process"
+                    )
+                    log.critical("%s", self._lost)
+                    break
+        if self._lost is not None:
+            raise StoreUnavailableError(self._lost)
 
     # -- reads ---------------------------------------------------------------
 
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        self.check_files()  # a read of a deleted file would answer for tasks that are gone
         try:
             return list(await self._ro.execute_fetchall(sql, params))
         except sqlite3.Error as exc:
@@ -599,7 +631,9 @@ def _on_connection_thread(
     return db._execute(fn, db._conn, *args)  # type: ignore[no-untyped-call]
 
 
-def _run_transaction(conn: sqlite3.Connection, batch: Sequence[WriteRequest]) -> list[Any]:
+def _run_transaction(
+    conn: sqlite3.Connection, batch: Sequence[WriteRequest], check_files: Callable[[], None]
+) -> list[Any]:
     """One batch as one ``BEGIN IMMEDIATE`` transaction.
 
     The batch's clock (leases, ``started_at``, ``finished_at``) is read once
@@ -610,10 +644,11 @@ def _run_transaction(conn: sqlite3.Connection, batch: Sequence[WriteRequest]) ->
     (:func:`_request_error`), the batch is rolled back and applied again one
     request at a time, each in a savepoint: the failing requests get
     :class:`RequestFailed`, the others commit. Any other error fails the
-    whole batch.
+    whole batch, as does ``check_files`` raising (the file is not the one opened).
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
+        check_files()
         try:
             results = _apply(conn, batch, time.time())
         except Exception as exc:
@@ -819,6 +854,15 @@ async def _checkpoint(db: aiosqlite.Connection, mode: str, busy_ms: int) -> int:
     await db.execute(f"PRAGMA busy_timeout={busy_ms}")
     [(_, log_pages, _)] = list(await db.execute_fetchall(f"PRAGMA wal_checkpoint({mode})"))
     return int(log_pages)
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``; None if there is none."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 def _check_directory(path: str) -> None:
