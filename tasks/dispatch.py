@@ -24,7 +24,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from tasks.execution import Execution, run_execution
+from tasks.execution import CancelReason, Execution, run_execution
 from tasks.model import TaskRecord
 
 if TYPE_CHECKING:
@@ -46,6 +46,8 @@ class Dispatcher:
         prefetch (see ``TASKS_PREFETCH``)."""
         self._buffer: asyncio.Queue[TaskRecord] = asyncio.Queue(self._capacity)
         self._buffered: set[str] = set()
+        self._stop_before_start: dict[str, CancelReason] = {}
+        """Buffered tasks asked to stop before a worker took them."""
         """Ids of the claimed tasks waiting in the buffer (their leases need renewing too)."""
         self.running: dict[str, Execution] = {}
         self._busy = 0
@@ -131,12 +133,20 @@ class Dispatcher:
             self.wake_at(when)
 
     def cancel_local(self, task_id: str, reason: str = "cancelled") -> bool:
-        """Cancel the run of ``task_id`` if it runs here; True if it did."""
+        """Stop ``task_id`` if this process holds it; True if it does.
+
+        A task still waiting in the buffer is not started: it confirms its
+        cancel (or, when ``lost``, just ends) as soon as a worker takes it.
+        """
+        kind: CancelReason = "lost" if reason == "lost" else "cancelled"
         execution = self.running.get(task_id)
-        if execution is None:
-            return False
-        execution.cancel("lost" if reason == "lost" else "cancelled")
-        return True
+        if execution is not None:
+            execution.cancel(kind)
+            return True
+        if task_id in self._buffered:
+            self._stop_before_start[task_id] = kind
+            return True
+        return False
 
     def _free_slots(self) -> int:
         return self._capacity - self._buffer.qsize() - self._busy - self._reserved
@@ -220,6 +230,7 @@ class Dispatcher:
             slot: asyncio.Future[None] = loop.create_future()
             self._busy += 1
             execution = Execution(record, on_settled=functools.partial(self._free_slot, slot))
+            execution.cancel_reason = self._stop_before_start.pop(record.id, None)
             self.running[record.id] = execution
             execution.task = asyncio.create_task(run_execution(self._rt, execution))
             execution.task.add_done_callback(functools.partial(self._finished, execution))

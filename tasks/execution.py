@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import functools
 import logging
 import threading
 import time
@@ -15,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pebble import ProcessExpired
 
+from tasks.blocking import run_blocking
 from tasks.context import TaskContext, set_current
 from tasks.errors import (
     TaskTimeoutError,
@@ -81,8 +80,19 @@ class Execution:
         if self.context is not None:
             self.context.mark_cancelled()
 
+    def stop_reason(self) -> CancelReason | None:
+        """Why the run was asked to stop (None: it was not); see :meth:`cancel`."""
+        return self.cancel_reason
+
     def cancel(self, reason: CancelReason) -> None:
-        """Stop the run; ``reason`` decides what is written (see :func:`run_execution`)."""
+        """Stop the run; the first reason decides what is written (see :func:`run_execution`).
+
+        Asking again for the same reason does nothing (a run that waits for
+        its thread to return is not interrupted by a repeated request); a new
+        reason (the shutdown's deadline) interrupts it again.
+        """
+        if reason == self.cancel_reason:
+            return
         if self.cancel_reason is None:
             self.cancel_reason = reason
         if self.context is not None:
@@ -154,8 +164,9 @@ async def run_execution(rt: Runtime, execution: Execution) -> None:
     """Run a claimed task to its end and commit the outcome.
 
     On cancellation the reason decides the write: ``shutdown`` puts the task
-    back in the queue and gives the attempt back; ``cancelled`` and ``lost``
-    write nothing (the store already says cancelled, or another owner has it).
+    back in the queue and gives the attempt back; ``cancelled`` confirms the
+    cancel (``cancelling`` becomes ``cancelled``) once the body has ended;
+    ``lost`` writes nothing (another owner has the task).
     A run that read ``current_task().cancelled`` after the shutdown began is
     put back the same way, whatever it returned.
     """
@@ -167,12 +178,18 @@ async def run_execution(rt: Runtime, execution: Execution) -> None:
     execution.context = context
     if execution.draining:
         context.mark_cancelled()
+    stopped = execution.stop_reason()
+    if stopped is not None:  # asked to stop before it started: the body never runs
+        execution.settle()
+        if stopped == "cancelled":
+            await _commit(rt, execution, Finish(record.id, rt.owner, State.CANCELLED))
+        return
     task = rt.registry.get(record.name)
     rt.bus.emit(TaskEvent("started", record.id, record.name, queue_wait=_queue_wait(record)))
     try:
         if task is None:
             raise UnknownTaskError(f"task {record.name!r} is not registered in this process")
-        value = await _call(rt, task, record, context)
+        value = await _call(rt, execution, task, context)
         change = Finish(
             record.id,
             rt.owner,
@@ -185,6 +202,9 @@ async def run_execution(rt: Runtime, execution: Execution) -> None:
         if execution.cancel_reason == "shutdown":
             execution.settle()
             await _commit(rt, execution, Finish(record.id, rt.owner, State.QUEUED, refund=True))
+        elif execution.cancel_reason == "cancelled":
+            execution.settle()
+            await _commit(rt, execution, Finish(record.id, rt.owner, State.CANCELLED))
         elif execution.cancel_reason is None:
             raise
         return
@@ -202,7 +222,10 @@ def _stopped_early(execution: Execution) -> bool:
     return execution.draining and context is not None and context.cancel_seen
 
 
-async def _call(rt: Runtime, task: Task[..., Any], record: TaskRecord, context: TaskContext) -> Any:
+async def _call(
+    rt: Runtime, execution: Execution, task: Task[..., Any], context: TaskContext
+) -> Any:
+    record = execution.record
     args, kwargs = record.args, record.kwargs
     if task.executor == "process":
         future = rt.executors.run_in_process(
@@ -236,20 +259,7 @@ async def _call(rt: Runtime, task: Task[..., Any], record: TaskRecord, context: 
                     raise TaskTimeoutError(
                         f"task ran past its timeout of {task.timeout} s"
                     ) from None
-            call = functools.partial(contextvars.copy_context().run, task.fn, *args, **kwargs)
-            running = asyncio.get_running_loop().run_in_executor(rt.executors.threads, call)
-            try:
-                done, _ = await asyncio.wait({running}, timeout=task.timeout)
-            except asyncio.CancelledError:
-                context.mark_cancelled()
-                raise
-            if not done:
-                context.mark_cancelled()
-                raise TaskTimeoutError(
-                    f"task ran past its timeout of {task.timeout} s (its thread cannot be"
-                    " killed and runs on until it returns or checks current_task().cancelled)"
-                )
-            return running.result()
+            return await run_blocking(rt, execution, task, context)
         finally:
             set_current(None)
 
@@ -301,6 +311,17 @@ def _failure(
     return Finish(record.id, rt.owner, State.FAILED, error=error, progress=progress)
 
 
+async def _asked_to_stop(rt: Runtime, task_id: str) -> bool:
+    """Whether the task is ``cancelling`` under this process's lease."""
+    try:
+        record = await rt.store.get(task_id)
+    except Exception:
+        return False  # its lease expires and the cancel completes by itself
+    return (
+        record is not None and record.state == State.CANCELLING and record.lease_owner == rt.owner
+    )
+
+
 def _unstorable(exc: Exception) -> bool:
     """A result that cannot be stored: running the body again would not change that."""
     if isinstance(exc, _ChildError):
@@ -321,10 +342,14 @@ async def _commit(rt: Runtime, execution: Execution, change: Finish) -> None:
         )
         return
     if not applied:
+        if change.state != State.CANCELLED and await _asked_to_stop(rt, record.id):
+            # The run ended as the cancel came in: confirm the cancel instead.
+            await _commit(rt, execution, Finish(record.id, rt.owner, State.CANCELLED))
         return
     kind = {
         State.SUCCEEDED: "succeeded",
         State.FAILED: "failed",
+        State.CANCELLED: "cancelled",
         State.QUEUED: "released" if change.refund else "retried",
     }[change.state]
     run_time = time.monotonic() - execution.started

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from quart.signals import got_serving_exception
 
+from tasks.cancels import deliver_cancels
 from tasks.config import TasksConfig
 from tasks.dispatch import Dispatcher
 from tasks.errors import (
@@ -288,6 +289,7 @@ class Tasks:
                 rt.dispatcher.start()
                 store.on_new_work(rt.wake)
                 rt.background.append(asyncio.create_task(keep_leases(rt), name="tasks-leases"))
+                rt.background.append(asyncio.create_task(deliver_cancels(rt), name="tasks-cancels"))
             rt.background.append(asyncio.create_task(purge_forever(rt), name="tasks-retention"))
         except BaseException:
             self._runtime = None
@@ -528,7 +530,12 @@ class Tasks:
                     await wait_for_change(changed, _WAIT_POLL)
 
     async def cancel(self, task_id: str) -> TaskRecord:
-        """Cancel a queued or running task; raises InvalidStateError if it had finished."""
+        """Cancel a queued or running task; raises InvalidStateError if it had finished.
+
+        A queued task is ``cancelled`` at once. A running one is ``cancelling``
+        until the process running it has stopped its body and confirmed (within
+        about a second when that process is alive; see docs/guarantees.md).
+        """
         rt = self.runtime
         before = await self.get(task_id)
         if before.done:
@@ -536,17 +543,25 @@ class Tasks:
         record = await rt.store.cancel(task_id)
         if record is None:
             raise TaskNotFoundError(f"no task with id {task_id!r}")
-        if record.state != State.CANCELLED:
+        if record.state not in (State.CANCELLED, State.CANCELLING):
             raise InvalidStateError(f"task {task_id} has already {record.state.value}")
         if rt.dispatcher is not None:
             rt.dispatcher.cancel_local(task_id)
-        self._bus.emit(TaskEvent("cancelled", task_id, record.name))
+        if record.state == State.CANCELLED:
+            self._bus.emit(TaskEvent("cancelled", task_id, record.name))
+        else:
+            self._bus.touch(task_id)
         return record
 
     async def retry(self, task_id: str) -> TaskRecord:
         """Queue a failed or cancelled task again; raises InvalidStateError otherwise."""
         rt = self.runtime
         before = await self.get(task_id)
+        if before.state == State.CANCELLING:
+            raise InvalidStateError(
+                f"task {task_id} is still stopping (cancelling): its run has not ended yet;"
+                " retry it once it is cancelled"
+            )
         if before.state not in (State.FAILED, State.CANCELLED):
             raise InvalidStateError(
                 f"only failed or cancelled tasks can be retried; task {task_id} is"

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
-from tasks.events import TaskEvent
+from tasks.events import EventKind, TaskEvent
 from tasks.model import State
 
 if TYPE_CHECKING:
@@ -20,7 +20,8 @@ WORKER_LOST = "the process running this task died or lost its lease, and no atte
 async def reclaim_expired(rt: Runtime) -> None:
     """Requeue (or fail, when out of attempts) tasks whose lease ran out.
 
-    This process committed the failures, so it emits their ``failed`` events:
+    Tasks that had been asked to stop end cancelled. This process committed
+    these outcomes, so it emits their ``failed`` and ``cancelled`` events:
     listeners (metrics, ``on_failure`` callbacks) hear of each once.
     """
     reclaimed = await rt.store.reclaim_expired(WORKER_LOST)
@@ -31,14 +32,18 @@ async def reclaim_expired(rt: Runtime) -> None:
             len(reclaimed.failed),
         )
         rt.wake()
-    if reclaimed.failed:
+    if reclaimed.cancelled:
+        log.warning("%d tasks asked to stop lost their worker: cancelled", len(reclaimed.cancelled))
+    ended = [*reclaimed.failed, *reclaimed.cancelled]
+    if ended:
         try:
-            records = await rt.store.get_many(reclaimed.failed)
+            records = await rt.store.get_many(ended)
         except Exception as exc:
-            log.warning("could not read the failed tasks back; no failed events: %s", exc)
+            log.warning("could not read the ended tasks back; no events for them: %s", exc)
             return
         for record in records:
-            rt.bus.emit(TaskEvent("failed", record.id, record.name))
+            kind: EventKind = "cancelled" if record.state == State.CANCELLED else "failed"
+            rt.bus.emit(TaskEvent(kind, record.id, record.name))
 
 
 async def keep_leases(rt: Runtime) -> None:

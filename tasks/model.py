@@ -16,6 +16,8 @@ class State(StrEnum):
 
     QUEUED = "queued"
     RUNNING = "running"
+    CANCELLING = "cancelling"
+    """Asked to stop while running; ``cancelled`` once its run has ended."""
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"

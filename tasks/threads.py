@@ -1,10 +1,15 @@
-"""A thread pool whose threads never hold up interpreter exit.
+"""A thread pool whose threads never hold up interpreter exit, nor its capacity.
 
 The standard ``ThreadPoolExecutor`` joins its threads at exit, so one blocking
 task still running after the drain would make Ctrl-C hang until it returns
 (the double Ctrl-C of the Flask era). Here threads are daemons: the drain
 requeues what is still running and the process may exit; the task runs
 again after restart (delivery is at-least-once).
+
+A thread cannot be killed. When a call is given up on (its task timed out or
+was cancelled) while its thread runs on, :meth:`DaemonThreadPool.abandon`
+starts a thread in its place, so the pool keeps ``max_workers`` threads for
+new work; the abandoned thread ends once its call returns.
 """
 
 from __future__ import annotations
@@ -31,9 +36,12 @@ class DaemonThreadPool(Executor):
         self._name = name
         self._work: queue.SimpleQueue[_WorkItem] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        self._abandoned: set[Future[Any]] = set()
+        """Calls given up on but still running: their threads retire when they return."""
         self._idle = threading.Semaphore(0)
         self._lock = threading.Lock()
         self._shutdown = False
+        self._started = 0
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Run ``fn(*args, **kwargs)`` on a pool thread."""
@@ -42,18 +50,46 @@ class DaemonThreadPool(Executor):
                 raise RuntimeError("cannot submit to a thread pool that was shut down")
             future: Future[T] = Future()
             self._work.put((future, lambda: fn(*args, **kwargs)))
-            if not self._idle.acquire(blocking=False) and len(self._threads) < self.max_workers:
-                thread = threading.Thread(
-                    target=self._run, name=f"{self._name}-{len(self._threads)}", daemon=True
-                )
-                thread.start()
-                self._threads.append(thread)
+            if not self._idle.acquire(blocking=False) and self._live() < self.max_workers:
+                self._start_thread()
             return future
+
+    def abandon(self, future: Future[Any]) -> None:
+        """``future``'s call runs on, but nobody waits for it: start a thread in its place.
+
+        The thread running it leaves the pool once the call returns. Does
+        nothing if the call already ended or never started.
+        """
+        with self._lock:
+            if future.done() or not future.running() or future in self._abandoned:
+                return
+            self._abandoned.add(future)
+            if not self._shutdown:
+                self._start_thread()
+
+    def _live(self) -> int:
+        """Threads that take new work (not those stuck in an abandoned call)."""
+        return len(self._threads) - len(self._abandoned)
+
+    def _start_thread(self) -> None:
+        thread = threading.Thread(
+            target=self._run, name=f"{self._name}-{self._started}", daemon=True
+        )
+        self._started += 1
+        thread.start()
+        self._threads.append(thread)
 
     @property
     def thread_count(self) -> int:
-        """Threads started so far (never more than ``max_workers``)."""
-        return len(self._threads)
+        """Threads that take new work: ``max_workers`` at most, abandoned ones not counted."""
+        with self._lock:
+            return self._live()
+
+    @property
+    def abandoned_count(self) -> int:
+        """Threads still running a call that was given up on."""
+        with self._lock:
+            return len(self._abandoned)
 
     def _run(self) -> None:
         while True:
@@ -69,6 +105,11 @@ class DaemonThreadPool(Executor):
                     future.set_exception(exc)
                 else:
                     future.set_result(result)
+            with self._lock:
+                if future in self._abandoned:  # a thread took this one's place: retire
+                    self._abandoned.discard(future)
+                    self._threads.remove(threading.current_thread())
+                    return
             del future, call
             self._idle.release()
 

@@ -9,6 +9,8 @@ running        the state last set with ``update_state``; before the first,
                still ``PENDING``/``RETRY``, as in Celery
 succeeded      ``SUCCESS``
 failed         ``FAILURE``
+cancelling     ``REVOKED`` (what ``revoke(terminate=True)`` shows at once; the
+               body is being stopped)
 cancelled      ``REVOKED``
 =============  ============================================================
 
@@ -232,7 +234,12 @@ def celery_state(record: TaskRecord | None, track_started: bool = False) -> str:
             return STARTED
     if record.state in (State.QUEUED, State.RUNNING):
         return RETRY if record.error is not None and record.attempts > 0 else PENDING
-    return {State.SUCCEEDED: SUCCESS, State.FAILED: FAILURE, State.CANCELLED: REVOKED}[record.state]
+    return {
+        State.SUCCEEDED: SUCCESS,
+        State.FAILED: FAILURE,
+        State.CANCELLING: REVOKED,
+        State.CANCELLED: REVOKED,
+    }[record.state]
 
 
 def celery_info(record: TaskRecord | None, track_started: bool = False) -> Any:

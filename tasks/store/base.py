@@ -12,7 +12,7 @@ without failing the calls it shares a transaction with.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tasks.errors import QueueFullError
@@ -41,10 +41,12 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class Reclaimed:
-    """Tasks whose lease expired: put back in the queue, or failed (attempts used up)."""
+    """Tasks whose lease expired: put back in the queue, failed (attempts used up),
+    or cancelled (they had been asked to stop)."""
 
     requeued: list[str]
     failed: list[str]
+    cancelled: list[str] = field(default_factory=list)
 
 
 def queue_full(queued: int, bound: int) -> QueueFullError:
@@ -105,8 +107,10 @@ class Store(Protocol):
     async def finish(self, changes: Sequence[Finish]) -> list[bool]:
         """Apply end-of-run state changes; each applies only while ``owner`` holds it.
 
-        Returns, per change, whether it applied (false: the task was cancelled or
-        reclaimed meanwhile).
+        A change applies to a ``running`` task; to a ``cancelling`` one only a
+        change to ``cancelled`` does (the owner confirming that the run has
+        ended). Returns, per change, whether it applied (false: the task was
+        asked to stop, cancelled or reclaimed meanwhile).
         """
 
     async def set_progress(self, task_id: str, owner: str, progress: Progress) -> None:
@@ -115,20 +119,36 @@ class Store(Protocol):
     async def renew_leases(
         self, owner: str, task_ids: Sequence[str], lease_seconds: float
     ) -> set[str]:
-        """Extend the leases ``owner`` holds; return the ids that are no longer its own."""
+        """Extend the leases ``owner`` holds (running or cancelling tasks).
+
+        Returns the ids that are no longer its own.
+        """
 
     async def release(self, owner: str, task_ids: Sequence[str]) -> int:
-        """Put tasks held by ``owner`` back to queued and give back their attempt."""
+        """Put tasks held by ``owner`` back to queued and give back their attempt.
+
+        A task that was asked to stop (``cancelling``) ends ``cancelled`` instead.
+        """
 
     async def reclaim_expired(self, error_message: str) -> Reclaimed:
-        """Requeue running tasks whose lease expired, or fail those out of attempts."""
+        """Recover the tasks whose lease expired.
+
+        Running ones are requeued, or failed with ``error_message`` when out of
+        attempts; cancelling ones (their owner is gone) end cancelled.
+        """
 
     async def cancel(self, task_id: str) -> TaskRecord | None:
-        """Cancel a queued or running task; None if it does not exist.
+        """Cancel a task; None if it does not exist.
 
-        The returned record shows the state after the call, so a caller can tell
-        an applied cancel (CANCELLED) from a task that had already finished.
+        A queued task ends ``cancelled`` at once. A running one becomes
+        ``cancelling``, keeping its owner and lease, until the owner confirms
+        that its run has ended (:meth:`finish` with ``cancelled``) or its lease
+        expires: until then it cannot be retried, so two runs of one task never
+        overlap. The returned record shows the state after the call.
         """
+
+    async def cancel_requests(self, owner: str) -> list[str]:
+        """Ids of the tasks ``owner`` runs that were asked to stop (``cancelling``)."""
 
     async def retry(self, task_id: str) -> TaskRecord | None:
         """Queue a failed or cancelled task again with fresh attempts; None if absent."""

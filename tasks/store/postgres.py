@@ -125,7 +125,8 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text
      WITH ORDINALITY
      AS v(id, state, result, error_type, error_message, error_traceback, run_at, refund,
           progress_current, progress_total, progress_message, owner, ord)
-WHERE tasks.id = v.id AND tasks.state = 'running' AND tasks.lease_owner = v.owner
+WHERE tasks.id = v.id AND tasks.lease_owner = v.owner
+    AND (tasks.state = 'running' OR (tasks.state = 'cancelling' AND v.state = 'cancelled'))
 RETURNING v.ord
 """
 _PROGRESS = """
@@ -134,7 +135,7 @@ UPDATE tasks SET
     version = tasks.version + 1
 FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[], $5::text[])
      AS v(id, owner, current, total, message)
-WHERE tasks.id = v.id AND tasks.state = 'running' AND tasks.lease_owner = v.owner
+WHERE tasks.id = v.id AND tasks.state IN ('running', 'cancelling') AND tasks.lease_owner = v.owner
 """
 # The due rows are picked in a MATERIALIZED CTE, which runs exactly once. In the
 # form "UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)" the
@@ -529,7 +530,7 @@ class PostgresStore:
         async def renew(tx: _Tx) -> set[str]:
             rows = await tx.conn.fetch(
                 f"UPDATE tasks SET lease_expires_at = $1 + {_WAITED} WHERE id = ANY($2::text[])"
-                " AND state = 'running' AND lease_owner = $3 RETURNING id",
+                " AND state IN ('running', 'cancelling') AND lease_owner = $3 RETURNING id",
                 tx.now + lease_seconds,
                 ids,
                 owner,
@@ -546,12 +547,18 @@ class PostgresStore:
 
         async def release(tx: _Tx) -> int:
             rows = await tx.conn.fetch(
-                "UPDATE tasks SET state = 'queued', attempts = GREATEST(attempts - 1, 0),"
-                " started_at = NULL, lease_owner = NULL, lease_expires_at = NULL,"
-                " version = version + 1 WHERE id = ANY($1::text[])"
-                " AND state = 'running' AND lease_owner = $2 RETURNING id",
+                "UPDATE tasks SET version = version + 1, lease_owner = NULL,"
+                " lease_expires_at = NULL,"
+                " state = CASE state WHEN 'cancelling' THEN 'cancelled' ELSE 'queued' END,"
+                " attempts = CASE state WHEN 'cancelling' THEN attempts"
+                " ELSE GREATEST(attempts - 1, 0) END,"
+                " started_at = CASE state WHEN 'cancelling' THEN started_at END,"
+                " finished_at = CASE state WHEN 'cancelling' THEN $3::float8 END"
+                " WHERE id = ANY($1::text[])"
+                " AND state IN ('running', 'cancelling') AND lease_owner = $2 RETURNING id",
                 ids,
                 owner,
+                tx.now,
             )
             tx.notify = tx.notify or bool(rows)
             return len(rows)
@@ -578,8 +585,16 @@ class PostgresStore:
                 " WHERE state = 'running' AND lease_expires_at < $1 RETURNING id",
                 tx.now,
             )
+            cancelled = await tx.conn.fetch(
+                "UPDATE tasks SET state = 'cancelled', finished_at = $1, lease_owner = NULL,"
+                " lease_expires_at = NULL, version = version + 1"
+                " WHERE state = 'cancelling' AND lease_expires_at < $1 RETURNING id",
+                tx.now,
+            )
             tx.notify = tx.notify or bool(requeued)
-            return Reclaimed([r[0] for r in requeued], [r[0] for r in failed])
+            return Reclaimed(
+                [r[0] for r in requeued], [r[0] for r in failed], [r[0] for r in cancelled]
+            )
 
         return await self._call(reclaim)
 
@@ -588,8 +603,11 @@ class PostgresStore:
 
         async def cancel(tx: _Tx) -> TaskRecord | None:
             await tx.conn.execute(
-                "UPDATE tasks SET state = 'cancelled', finished_at = $1, lease_owner = NULL,"
-                " lease_expires_at = NULL, version = version + 1"
+                "UPDATE tasks SET version = version + 1,"
+                " state = CASE state WHEN 'running' THEN 'cancelling' ELSE 'cancelled' END,"
+                " finished_at = CASE state WHEN 'running' THEN NULL ELSE $1::float8 END,"
+                " lease_owner = CASE state WHEN 'running' THEN lease_owner END,"
+                " lease_expires_at = CASE state WHEN 'running' THEN lease_expires_at END"
                 " WHERE id = $2 AND state IN ('queued', 'running')",
                 tx.now,
                 task_id,
@@ -865,6 +883,13 @@ class PostgresStore:
             after,
         )
         return None if not rows or rows[0][0] is None else float(rows[0][0])
+
+    async def cancel_requests(self, owner: str) -> list[str]:
+        """Tasks asked to stop; see :meth:`Store.cancel_requests`."""
+        rows = await self._read(
+            "SELECT id FROM tasks WHERE state = 'cancelling' AND lease_owner = $1", owner
+        )
+        return [row[0] for row in rows]
 
     async def count_queued(self) -> int:
         """Backlog size; see :meth:`Store.count_queued`."""

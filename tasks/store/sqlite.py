@@ -14,6 +14,7 @@ absorb contention.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import functools
 import logging
@@ -67,12 +68,30 @@ UPDATE tasks SET
     lease_expires_at = NULL,
     version = tasks.version + 1
 FROM (VALUES {rows}) AS v
-WHERE tasks.id = v.column1 AND tasks.state = 'running' AND tasks.lease_owner = v.column12
+WHERE tasks.id = v.column1 AND tasks.lease_owner = v.column12
+    AND (tasks.state = 'running' OR (tasks.state = 'cancelling' AND v.column2 = 'cancelled'))
 RETURNING tasks.id
 """
 _INSERT_KEYED = _INSERT + " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id"
 _SELECT_KEY = "SELECT id FROM tasks WHERE idempotency_key = ?"
 _COUNT_QUEUED = "SELECT COUNT(*) FROM tasks WHERE state = 'queued'"
+_CANCEL = (
+    "UPDATE tasks SET version = version + 1,"
+    " state = CASE state WHEN 'running' THEN 'cancelling' ELSE 'cancelled' END,"
+    " finished_at = CASE state WHEN 'running' THEN NULL ELSE ? END,"
+    " lease_owner = CASE state WHEN 'running' THEN lease_owner END,"
+    " lease_expires_at = CASE state WHEN 'running' THEN lease_expires_at END"
+    " WHERE id = ? AND state IN ('queued', 'running')"
+)
+"""Queued tasks are cancelled at once; running ones are asked to stop (see Store.cancel)."""
+_RELEASE = (
+    "UPDATE tasks SET version = version + 1, lease_owner = NULL, lease_expires_at = NULL,"
+    " state = CASE state WHEN 'cancelling' THEN 'cancelled' ELSE 'queued' END,"
+    " attempts = CASE state WHEN 'cancelling' THEN attempts ELSE MAX(attempts - 1, 0) END,"
+    " started_at = CASE state WHEN 'cancelling' THEN started_at END,"
+    " finished_at = CASE state WHEN 'cancelling' THEN ? END"
+)
+"""Gives a claimed task back; one asked to stop ends cancelled instead (see Store.release)."""
 _CHUNK = 500
 _T = TypeVar("_T")
 _BUSY_RETRIES = 3
@@ -346,7 +365,7 @@ class SQLiteStore:
             for chunk in _chunks(ids):
                 rows = conn.execute(
                     f"UPDATE tasks SET lease_expires_at = ? WHERE id IN ({_marks(chunk)})"
-                    " AND state = 'running' AND lease_owner = ? RETURNING id",
+                    " AND state IN ('running', 'cancelling') AND lease_owner = ? RETURNING id",
                     (expires, *chunk, owner),
                 ).fetchall()
                 kept.update(row[0] for row in rows)
@@ -365,11 +384,9 @@ class SQLiteStore:
             count = 0
             for chunk in _chunks(ids):
                 rows = conn.execute(
-                    "UPDATE tasks SET state = 'queued', attempts = MAX(attempts - 1, 0),"
-                    " started_at = NULL, lease_owner = NULL, lease_expires_at = NULL,"
-                    f" version = version + 1 WHERE id IN ({_marks(chunk)})"
-                    " AND state = 'running' AND lease_owner = ? RETURNING id",
-                    (*chunk, owner),
+                    f"{_RELEASE} WHERE id IN ({_marks(chunk)})"
+                    " AND state IN ('running', 'cancelling') AND lease_owner = ? RETURNING id",
+                    (time.time(), *chunk, owner),
                 ).fetchall()
                 count += len(rows)
             return count
@@ -396,7 +413,15 @@ class SQLiteStore:
                 " WHERE state = 'running' AND lease_expires_at < ? RETURNING id",
                 (now, now),
             ).fetchall()
-            return Reclaimed([r[0] for r in requeued], [r[0] for r in failed])
+            cancelled = conn.execute(
+                "UPDATE tasks SET state = 'cancelled', finished_at = ?, lease_owner = NULL,"
+                " lease_expires_at = NULL, version = version + 1"
+                " WHERE state = 'cancelling' AND lease_expires_at < ? RETURNING id",
+                (now, now),
+            ).fetchall()
+            return Reclaimed(
+                [r[0] for r in requeued], [r[0] for r in failed], [r[0] for r in cancelled]
+            )
 
         result: Reclaimed = await self._write("call", reclaim)
         return result
@@ -405,12 +430,7 @@ class SQLiteStore:
         """Cancel a task; see :meth:`Store.cancel`."""
 
         def cancel(conn: sqlite3.Connection) -> TaskRecord | None:
-            conn.execute(
-                "UPDATE tasks SET state = 'cancelled', finished_at = ?, lease_owner = NULL,"
-                " lease_expires_at = NULL, version = version + 1"
-                " WHERE id = ? AND state IN ('queued', 'running')",
-                (time.time(), task_id),
-            )
+            conn.execute(_CANCEL, (time.time(), task_id))
             return _select_one(conn, task_id)
 
         result: TaskRecord | None = await self._write("call", cancel)
@@ -598,6 +618,13 @@ class SQLiteStore:
         )
         return None if not rows or rows[0][0] is None else float(rows[0][0])
 
+    async def cancel_requests(self, owner: str) -> builtins.list[str]:
+        """Tasks asked to stop; see :meth:`Store.cancel_requests`."""
+        rows = await self._read(
+            "SELECT id FROM tasks WHERE state = 'cancelling' AND lease_owner = ?", (owner,)
+        )
+        return [row[0] for row in rows]
+
     async def count_queued(self) -> int:
         """Backlog size; see :meth:`Store.count_queued`."""
         return await shared_rows.count_queued(self._read)
@@ -711,7 +738,8 @@ def _apply(conn: sqlite3.Connection, batch: Sequence[WriteRequest], now: float) 
     if "progress" in by_kind:
         conn.executemany(
             "UPDATE tasks SET progress_current = ?, progress_total = ?, progress_message = ?,"
-            " version = version + 1 WHERE id = ? AND state = 'running' AND lease_owner = ?",
+            " version = version + 1"
+            " WHERE id = ? AND state IN ('running', 'cancelling') AND lease_owner = ?",
             [
                 (_number(p.current), _number(p.total), _text(p.message), task_id, owner)
                 for task_id, owner, p in (batch[i].payload for i in by_kind["progress"])

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
-StateName = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+StateName = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
 TASK_ID_PATTERN = "^[0-9a-f]{32}$"
 MAX_DELAY = 10 * 365 * 24 * 3600.0
 """Longest accepted ``delay``: ten years (beyond it timestamps stop being useful)."""

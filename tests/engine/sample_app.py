@@ -16,6 +16,8 @@ tasks = Tasks()
 calls: list[tuple[str, Any]] = []
 gate = threading.Event()
 switch_on = threading.Event()
+release = threading.Event()
+"""Lets the stubborn tasks' bodies return (they ignore ``current_task().cancelled``)."""
 
 
 @tasks.task(name="add")
@@ -120,6 +122,25 @@ async def surrogate_result() -> str:
 @tasks.task(name="process_surrogate_result", executor="process", max_attempts=3, retry_backoff=0.01)
 def process_surrogate_result() -> str:
     return "bad \ud800 text"
+
+
+@tasks.task(name="stubborn", max_attempts=1)
+def stubborn() -> int:
+    """A blocking body that ignores cancellation until :data:`release` is set."""
+    calls.append(("stubborn-start", current_task().id))
+    release.wait(30)
+    calls.append(("stubborn-end", current_task().id))
+    return current_task().attempt
+
+
+@tasks.task(name="stubborn_timeout", timeout=0.2, max_attempts=1)
+def stubborn_timeout() -> None:
+    release.wait(30)
+
+
+@tasks.task(name="thread_quick", timeout=0.5, max_attempts=1)
+def thread_quick() -> str:
+    return "quick"
 
 
 @tasks.task(name="hidden", http=False)

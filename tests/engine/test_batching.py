@@ -160,7 +160,7 @@ async def test_finish_batch_applies_each_rows_own_guard(store: Store) -> None:
         Finish(held[0], "me", State.SUCCEEDED, result_json="1"),
         Finish(held[1], "someone-else", State.SUCCEEDED, result_json="2"),  # not its owner
         Finish(never_claimed, "me", State.SUCCEEDED, result_json="3"),  # still queued
-        Finish(cancelled, "me", State.SUCCEEDED, result_json="4"),  # cancelled meanwhile
+        Finish(cancelled, "me", State.SUCCEEDED, result_json="4"),  # asked to stop meanwhile
         Finish(held[2], "me", State.QUEUED, refund=True),
     ]
     # Separate concurrent calls share one transaction; one call holds two changes.
@@ -173,7 +173,7 @@ async def test_finish_batch_applies_each_rows_own_guard(store: Store) -> None:
     assert (records[held[1]].state, records[held[1]].lease_owner) == (State.RUNNING, "me")
     assert records[never_claimed].state == State.QUEUED
     assert records[never_claimed].result is None
-    assert (records[cancelled].state, records[cancelled].result) == (State.CANCELLED, None)
+    assert (records[cancelled].state, records[cancelled].result) == (State.CANCELLING, None)
     assert (records[held[2]].state, records[held[2]].attempts) == (State.QUEUED, 0)
 
 

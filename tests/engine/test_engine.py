@@ -161,7 +161,7 @@ async def test_thread_timeout_fails_and_signals_the_thread(app: Quart) -> None:
     record = await (await sample_app.thread_slow.enqueue()).wait(10)
     assert record.state == State.FAILED
     assert record.error is not None
-    assert "cannot be killed" in record.error.message
+    assert "could not be killed" in record.error.message
 
 
 async def test_unserialisable_result_is_an_explained_failure(app: Quart) -> None:

@@ -348,7 +348,7 @@ async def test_finish_applies_only_for_the_owner_of_a_running_task(store: Store)
     assert applied == [True, False, False, False]
     assert await store.get(stolen) == before
     record = await must_get(store, cancelled)
-    assert record.state is State.CANCELLED
+    assert record.state is State.CANCELLING  # asked to stop: only a confirmed cancel applies
     assert record.result is None
     # finished already: a second finish of the same task does not apply either
     assert await store.finish([Finish(mine, OWNER, State.FAILED)]) == [False]
@@ -412,6 +412,10 @@ async def test_renew_leases_returns_lost_ids(store: Store) -> None:
     unknown = new_id()
 
     before = time.time()
+    # A task asked to stop still runs under its owner's lease until it confirms.
+    lost = await store.renew_leases(OWNER, [kept, cancelled, others, unknown], 600.0)
+    assert lost == {others, unknown}
+    await store.finish([Finish(cancelled, OWNER, State.CANCELLED)])
     lost = await store.renew_leases(OWNER, [kept, cancelled, others, unknown], 600.0)
     assert lost == {cancelled, others, unknown}
     record = await must_get(store, kept)
@@ -480,9 +484,15 @@ async def test_cancel(store: Store) -> None:
 
     record = await store.cancel(running)
     assert record is not None
-    assert record.state is State.CANCELLED
-    assert (record.lease_owner, record.lease_expires_at) == (None, None)
+    assert record.state is State.CANCELLING  # until its owner confirms the run has ended
+    assert record.lease_owner == OWNER
+    assert record.finished_at is None
     assert record.started_at is not None
+    assert await store.finish([Finish(running, OWNER, State.CANCELLED)]) == [True]
+    confirmed = await must_get(store, running)
+    assert confirmed.state is State.CANCELLED
+    assert (confirmed.lease_owner, confirmed.lease_expires_at) == (None, None)
+    assert confirmed.finished_at is not None
 
     finished = await claim_one(store)
     assert finished.id == done
@@ -508,6 +518,8 @@ async def test_retry(store: Store) -> None:
         ]
     )
     await store.cancel(cancelled)
+    assert await store.retry(cancelled) == await store.get(cancelled)  # still stopping: no retry
+    await store.finish([Finish(cancelled, OWNER, State.CANCELLED)])
 
     for task_id in (failed, cancelled):
         old = await must_get(store, task_id)
@@ -601,6 +613,7 @@ async def test_counts(store: Store) -> None:
     assert await store.count_by_state() == {
         State.QUEUED: 3,
         State.RUNNING: 1,
+        State.CANCELLING: 0,
         State.SUCCEEDED: 1,
         State.FAILED: 1,
         State.CANCELLED: 1,
@@ -729,7 +742,10 @@ async def test_postgres_concurrent_starters_migrate_once(postgres_schema_url: st
             rows = await conn.fetch("SELECT version, name FROM tasks_schema_migrations")
         finally:
             await conn.close()
-        assert [(r["version"], r["name"]) for r in rows] == [(1, "0001_initial.sql")]
+        assert [(r["version"], r["name"]) for r in rows] == [
+            (1, "0001_initial.sql"),
+            (2, "0002_cancelling.sql"),
+        ]
         await add(stores[0])
         assert await stores[-1].count_queued() == 1
     finally:
