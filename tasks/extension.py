@@ -99,7 +99,7 @@ class Tasks:
         timeout: float | None = None,
         queue: str = "default",
         priority: int = 0,
-        http: bool = True,
+        http: bool = False,
         retry_backoff: float = 1.0,
         retry_backoff_max: float = 300.0,
     ) -> TaskDecorator: ...
@@ -115,7 +115,7 @@ class Tasks:
         timeout: float | None = None,
         queue: str = "default",
         priority: int = 0,
-        http: bool = True,
+        http: bool = False,
         retry_backoff: float = 1.0,
         retry_backoff_max: float = 300.0,
     ) -> Any:
@@ -126,7 +126,8 @@ class Tasks:
         ``max_attempts`` defaults to ``TASKS_DEFAULT_MAX_ATTEMPTS``; failed runs
         are retried after an exponential backoff (``retry_backoff`` doubled per
         attempt, capped at ``retry_backoff_max``, with jitter). ``timeout`` is
-        in seconds. ``http=False`` keeps the task off the HTTP API.
+        in seconds. Only tasks registered with ``http=True`` can be started over
+        the HTTP API (``POST /tasks``); every task can be enqueued from Python.
         """
         if max_attempts is not None and max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")

@@ -8,6 +8,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
+from tasks.arguments import ArgumentBounds
 from tasks.errors import InvalidArgumentsError
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ class Task(Generic[P, R]):
         self.retry_backoff = retry_backoff
         self.retry_backoff_max = retry_backoff_max
         self.signature = inspect.signature(fn)
+        self.bounds = ArgumentBounds(fn, self.signature)
         self._owner = owner
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
@@ -125,11 +127,14 @@ class Task(Generic[P, R]):
         return ConfiguredTask(self, options)
 
     def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        """Raise :class:`InvalidArgumentsError` unless the arguments bind to the signature."""
+        """Raise :class:`InvalidArgumentsError` unless the arguments bind to the signature
+        and keep within the bounds of its ``Annotated`` parameters (see :mod:`tasks.arguments`).
+        """
         try:
-            self.signature.bind(*args, **kwargs)
+            bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise InvalidArgumentsError(f"arguments do not fit task {self.name}: {exc}") from exc
+        self.bounds.check(self.name, bound.arguments)
 
     def backoff(self, attempt: int) -> float:
         """Seconds before retry number ``attempt``: exponential, capped, with jitter."""
