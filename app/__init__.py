@@ -8,6 +8,7 @@ from typing import Any
 from quart import Quart
 
 from app import demo  # noqa: F401  (registers the demo tasks)
+from app.access import refuse_cross_site_requests
 from app.api import register_api
 from app.extensions import tasks
 from app.scenarios import register_scenarios
@@ -24,5 +25,6 @@ def create_app(config: dict[str, Any] | None = None) -> Quart:
     app.config.update(config or {})
     tasks.init_app(app)
     register_api(app)
+    refuse_cross_site_requests(app)
     register_scenarios(app)
     return app

@@ -104,7 +104,7 @@ class Tasks:
         timeout: float | None = None,
         queue: str = "default",
         priority: int = 0,
-        http: bool = True,
+        http: bool = False,
         retry_backoff: float = 1.0,
         retry_backoff_max: float = 300.0,
         retry_on: ExceptionTypes | None = None,
@@ -122,7 +122,7 @@ class Tasks:
         timeout: float | None = None,
         queue: str = "default",
         priority: int = 0,
-        http: bool = True,
+        http: bool = False,
         retry_backoff: float = 1.0,
         retry_backoff_max: float = 300.0,
         retry_on: ExceptionTypes | None = None,
@@ -138,7 +138,8 @@ class Tasks:
         names the exceptions that are retried (default: every exception),
         ``dont_retry_on`` those that fail the task at once; a lost worker is
         always run again while attempts remain. ``timeout`` is in seconds.
-        ``http=False`` keeps the task off the HTTP API.
+        Only tasks registered with ``http=True`` can be started over the HTTP
+        API (``POST /tasks``); every task can be enqueued from Python.
         """
         if max_attempts is not None and max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")

@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
+from tasks.arguments import ArgumentBounds
 from tasks.errors import InvalidArgumentsError, WorkerLostError
 from tasks.serialization import check_text
 
@@ -113,6 +114,7 @@ class Task(Generic[P, R]):
         self.retry_on = None if retry_on is None else _exception_types(retry_on, "retry_on")
         self.dont_retry_on = _exception_types(dont_retry_on, "dont_retry_on")
         self.signature = inspect.signature(fn)
+        self.bounds = ArgumentBounds(fn, self.signature)
         self._owner = owner
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
@@ -148,11 +150,14 @@ class Task(Generic[P, R]):
         return ConfiguredTask(self, options)
 
     def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        """Raise :class:`InvalidArgumentsError` unless the arguments bind to the signature."""
+        """Raise :class:`InvalidArgumentsError` unless the arguments bind to the signature
+        and keep within the bounds of its ``Annotated`` parameters (see :mod:`tasks.arguments`).
+        """
         try:
-            self.signature.bind(*args, **kwargs)
+            bound = self.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise InvalidArgumentsError(f"arguments do not fit task {self.name}: {exc}") from exc
+        self.bounds.check(self.name, bound.arguments)
 
     def retries(self, error: BaseException | str) -> bool:
         """Whether a run that raised ``error`` may be retried (while attempts remain).

@@ -18,6 +18,7 @@ from typing import Any
 
 from quart import Blueprint, Quart, Response, current_app, jsonify, request
 
+from app.access import requires_token
 from app.db import app_db
 from app.extensions import tasks
 from app.scenarios.records import MAX_DATA_LENGTH, save_record
@@ -45,7 +46,7 @@ async def store_unavailable(error: StoreUnavailableError) -> Response:
 MAX_KEY_LENGTH = 200
 
 
-@tasks.task(name="records.fulfil", http=False)
+@tasks.task(name="records.fulfil")
 async def fulfil_request() -> dict[str, Any]:
     """Write the record asked for by this task's request row, then mark the request done."""
     task_id = current_task().id
@@ -104,6 +105,7 @@ async def create_request() -> tuple[Response, int, dict[str, str]]:
 
 
 @blueprint.get("")
+@requires_token
 async def list_requests() -> Response:
     """The newest record requests with ``done_at`` once written (``?limit=``, default 50)."""
     raw = request.args.get("limit", "50")

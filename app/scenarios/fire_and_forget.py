@@ -17,6 +17,7 @@ from typing import Any
 
 from quart import Blueprint, Response, jsonify
 
+from app.access import requires_token
 from app.extensions import tasks
 from app.scenarios.responses import accepted, install_error_handlers, json_object, number_field
 from tasks import TaskEvent, current_task
@@ -66,12 +67,14 @@ async def fire() -> tuple[Response, int, dict[str, str]]:
 
 
 @blueprint.get("/callbacks")
+@requires_token
 async def callbacks() -> Response:
     """What the completion callback recorded, newest first."""
     return jsonify({"callbacks": list(reversed(OUTCOMES))})
 
 
 @blueprint.get("/threads")
+@requires_token
 async def threads() -> Response:
     """Live thread counts: the whole process and the task thread pool (with its bound)."""
     pool = tasks.runtime.executors.threads

@@ -14,6 +14,7 @@ import time
 
 from quart import Blueprint, Response, current_app, jsonify, render_template
 
+from app.access import requires_token
 from app.db import AppDatabase, app_db
 from app.extensions import tasks
 from app.scenarios.responses import (
@@ -78,6 +79,7 @@ async def signup() -> tuple[Response, int, dict[str, str]]:
 
 
 @blueprint.get("/outbox")
+@requires_token
 async def outbox() -> Response:
     """The newest 50 messages in the outbox."""
     rows = await app_db().fetch_all(

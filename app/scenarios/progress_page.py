@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from quart import Blueprint, Response, render_template
 
-from app.demo import progress
+from app.demo import MAX_STEP_DELAY, MAX_STEPS, progress
 from app.scenarios.responses import (
     accepted,
     install_error_handlers,
@@ -33,6 +33,6 @@ async def page() -> str:
 async def start() -> tuple[Response, int, dict[str, str]]:
     """Start ``demo.progress`` with ``steps`` (default 10) of ``delay`` seconds (default 0.5)."""
     body = await json_object()
-    steps = int_field(body, "steps", 10, 1, 1000)
-    delay = number_field(body, "delay", 0.5, 0, 10)
+    steps = int_field(body, "steps", 10, 1, MAX_STEPS)
+    delay = number_field(body, "delay", 0.5, 0, MAX_STEP_DELAY)
     return accepted(await progress.enqueue(steps, delay))

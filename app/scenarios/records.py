@@ -16,6 +16,7 @@ from typing import Any
 
 from quart import Blueprint, Response, current_app, jsonify, request
 
+from app.access import requires_token
 from app.db import AppDatabase, app_db
 from app.extensions import tasks
 from app.scenarios.responses import (
@@ -59,6 +60,7 @@ async def create_record() -> tuple[Response, int, dict[str, str]]:
 
 
 @blueprint.get("")
+@requires_token
 async def list_records() -> Response:
     """The newest records (``?limit=``, default 50, at most 500)."""
     raw = request.args.get("limit", "50")

@@ -36,6 +36,10 @@ class AppSettings:
     """Port of the side server; 0 picks a free port and logs it."""
     side_server_max_bytes: int = 100 * 1024 * 1024
     """Largest file the side server accepts."""
+    side_server_max_connections: int = 64
+    """Uploads the side server receives at once; the next client is refused with ``ERR busy``."""
+    side_server_upload_seconds: float = 300.0
+    """Longest time one upload may take, from connect to the last byte."""
 
     @classmethod
     def load(cls, config: Mapping[str, Any], environ: Mapping[str, str]) -> AppSettings:
@@ -64,6 +68,10 @@ class AppSettings:
             raise ConfigurationError("SIDE_SERVER_PORT must be between 0 and 65535")
         if self.side_server_max_bytes < 1:
             raise ConfigurationError("SIDE_SERVER_MAX_BYTES must be positive")
+        if self.side_server_max_connections < 1:
+            raise ConfigurationError("SIDE_SERVER_MAX_CONNECTIONS must be positive")
+        if self.side_server_upload_seconds <= 0:
+            raise ConfigurationError("SIDE_SERVER_UPLOAD_SECONDS must be positive")
         for name in ("app_record_work_seconds", "app_job_seconds"):
             if getattr(self, name) < 0:
                 raise ConfigurationError(f"{name.upper()} must not be negative")

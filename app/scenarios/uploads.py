@@ -8,6 +8,7 @@ from typing import Any
 
 from quart import Blueprint, Response, jsonify
 
+from app.access import requires_token
 from app.db import AppDatabase, app_db
 from app.extensions import tasks
 from app.scenarios.responses import install_error_handlers
@@ -17,7 +18,7 @@ blueprint = Blueprint("uploads", __name__, url_prefix="/uploads")
 install_error_handlers(blueprint)
 
 
-@tasks.task(name="uploads.checksum", executor="process", http=False)
+@tasks.task(name="uploads.checksum", executor="process")
 def checksum(path: str) -> dict[str, Any]:
     """SHA-256 and size of the file at ``path``, computed in a pool process."""
     digest = hashlib.sha256()
@@ -40,6 +41,7 @@ async def record_upload(
 
 
 @blueprint.get("")
+@requires_token
 async def list_uploads() -> Response:
     """The newest 50 uploads, each with its checksum task's state and result."""
     rows = await app_db().fetch_all(

@@ -67,6 +67,7 @@ def create_blueprint(web: TasksWeb) -> Blueprint:
         if request.endpoint == "tasks.static":
             return
         token = tasks.config.api_token
+        auth.refuse_cross_site(request, token)
         if not token:
             return
         if request.endpoint == "tasks.dashboard" and auth.same_token(

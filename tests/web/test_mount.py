@@ -14,7 +14,7 @@ from tasks.web import TasksWeb
 own = Tasks()
 
 
-@own.task(name="public.add")
+@own.task(name="public.add", http=True)
 async def add(a: int, b: int) -> int:
     return a + b
 
