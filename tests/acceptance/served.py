@@ -9,12 +9,11 @@ each task body began, across kills and restarts.
 
 from __future__ import annotations
 
-import asyncio
 import os
 
 from app import create_app
 from app.extensions import tasks
-from tasks import TaskEvent, current_task
+from tasks import TaskEvent
 
 _LOG = os.environ.get("ACCEPT_EXECUTION_LOG")
 
@@ -25,27 +24,14 @@ async def poison() -> None:
     os._exit(1)
 
 
-@tasks.task(name="accept.stoppable", http=True)
-async def stoppable(seconds: float) -> None:
-    """Sleeps; logs ``stopped <task id> <pid>`` when its body ends, however it ends."""
-    try:
-        await asyncio.sleep(seconds)
-    finally:
-        _append(f"stopped {current_task().id} {os.getpid()}")
-
-
-def _append(text: str) -> None:
-    if _LOG:
+def _record(event: TaskEvent) -> None:
+    if _LOG and event.kind in ("started", "succeeded"):
+        line = f"{event.kind} {event.task_id} {os.getpid()}\n".encode()
         fd = os.open(_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, f"{text}\n".encode())
+            os.write(fd, line)
         finally:
             os.close(fd)
-
-
-def _record(event: TaskEvent) -> None:
-    if event.kind in ("started", "succeeded"):
-        _append(f"{event.kind} {event.task_id} {os.getpid()}")
 
 
 tasks.add_listener(_record)

@@ -60,7 +60,12 @@ async def test_a_task_cancelled_by_another_process_is_stopped_on_the_next_beat(
         finally:
             await other.close()
         await asyncio.wait_for(stopped.wait(), 10)
-        assert (await tasks.get(handle.id)).state == State.CANCELLED
+        await eventually(lambda: _confirmed(tasks, handle.id))
+
+
+async def _confirmed(tasks: Tasks, task_id: str) -> bool:
+    """The owner confirmed the cancel once the body had stopped."""
+    return (await tasks.get(task_id)).state == State.CANCELLED
 
 
 async def test_a_task_reassigned_to_another_owner_is_stopped_and_left_to_it(
