@@ -55,6 +55,42 @@ class ArgumentBounds:
             self._adapters = adapters
         return self._adapters
 
+    def whole_numbers(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The arguments with whole-number floats given to integer parameters made ints.
+
+        JSON does not tell ``3`` from ``3.0`` (JSON Schema's ``integer`` accepts
+        both), so an HTTP client may send either for a bounded ``int`` parameter.
+        Arguments that do not bind are returned as they are (the check reports them).
+        """
+        integers = [
+            name for name, schema in self.json_schemas().items() if schema.get("type") == "integer"
+        ]
+        if not integers:
+            return args, kwargs
+        try:
+            bound = self._signature.bind(*args, **kwargs)
+        except TypeError:
+            return args, kwargs
+        for name in integers:
+            value = bound.arguments.get(name)
+            if isinstance(value, float) and value.is_integer():
+                bound.arguments[name] = int(value)
+        return bound.args, bound.kwargs
+
+    def json_schemas(self) -> dict[str, dict[str, Any]]:
+        """The JSON Schema of each bounded parameter's value, by parameter name.
+
+        Only single-value parameters (not ``*args``/``**kwargs``) are listed.
+        """
+        single = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        return {
+            name: adapter.json_schema()
+            for name, (adapter, kind) in self._resolve().items()
+            if kind not in single
+        }
+
     def check(self, task_name: str, arguments: Mapping[str, Any]) -> None:
         """Raise :class:`InvalidArgumentsError` naming the first argument out of bounds."""
         for name, (adapter, kind) in self._resolve().items():

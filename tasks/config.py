@@ -77,6 +77,8 @@ class TasksConfig:
     """Bearer token the HTTP API and dashboard require (empty: no authentication)."""
     max_body_bytes: int = 1024 * 1024
     """Largest request body the HTTP API accepts (``POST /tasks``), in bytes."""
+    max_page_bytes: int = 1024 * 1024
+    """Largest ``GET /tasks`` page, in bytes: a page stops early rather than grow past it."""
 
     @classmethod
     def load(

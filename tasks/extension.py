@@ -51,6 +51,7 @@ from tasks.retention import purge_forever
 from tasks.runtime import Runtime
 from tasks.serialization import dumps
 from tasks.store import Page, Store, create_store
+from tasks.summary import SummaryPage, TaskSummary
 
 if TYPE_CHECKING:
     from quart import Quart
@@ -518,6 +519,32 @@ class Tasks:
         if not 1 <= limit <= 1000:
             raise InvalidArgumentsError("limit must be between 1 and 1000")
         return await self.runtime.store.list(state=state, name=name, limit=limit, cursor=cursor)
+
+    async def list_summaries(
+        self,
+        *,
+        state: State | None = None,
+        name: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> SummaryPage:
+        """A page of task summaries, newest first: :meth:`list` without the payloads.
+
+        Each :class:`~tasks.summary.TaskSummary` carries the size and first
+        characters of the task's args, kwargs and result, read as such from the
+        store; its memory does not grow with what the tasks carry.
+        """
+        if not 1 <= limit <= 1000:
+            raise InvalidArgumentsError("limit must be between 1 and 1000")
+        store = self.runtime.store
+        return await store.list_summaries(state=state, name=name, limit=limit, cursor=cursor)
+
+    async def get_summary(self, task_id: str) -> TaskSummary:
+        """The summary of one task; raises TaskNotFoundError."""
+        summary = await self.runtime.store.get_summary(task_id)
+        if summary is None:
+            raise TaskNotFoundError(f"no task with id {task_id!r}")
+        return summary
 
     async def wait(self, task_id: str, timeout: float | None = None) -> TaskRecord:
         """Wait until a task has finished; see :meth:`TaskHandle.wait`."""

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from tasks.errors import QueueFullError
 from tasks.model import Finish, NewTask, Progress, State, TaskRecord
+from tasks.summary import SummaryPage, TaskSummary
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +169,24 @@ class Store(Protocol):
         cursor: str | None = None,
     ) -> Page:
         """Tasks newest first, filtered; ``cursor`` is a previous page's ``next_cursor``."""
+
+    async def list_summaries(
+        self,
+        *,
+        state: State | None = None,
+        name: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> SummaryPage:
+        """As :meth:`list`, but :class:`~tasks.summary.TaskSummary` items.
+
+        The query reads only the size and a bounded prefix of each task's args,
+        kwargs and result (and bounded prefixes of its texts), so a page costs
+        memory in proportion to its rows, not to what the tasks carry.
+        """
+
+    async def get_summary(self, task_id: str) -> TaskSummary | None:
+        """The summary of the task with this id (read as in :meth:`list_summaries`), or None."""
 
     async def count_by_state(self) -> dict[State, int]:
         """How many tasks are in each state (every state present, zero included)."""

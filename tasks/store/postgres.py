@@ -31,7 +31,7 @@ import asyncpg
 from tasks.errors import StoreUnavailableError, TasksError, WriteRejectedError
 from tasks.model import Finish, NewTask, Progress, State, TaskRecord
 from tasks.store import rows as shared_rows
-from tasks.store.base import Inserted, Page, Reclaimed, queue_full
+from tasks.store.base import Inserted, Reclaimed, queue_full
 from tasks.store.batching import (
     ClosedError,
     GroupCommit,
@@ -39,8 +39,9 @@ from tasks.store.batching import (
     WriteRequest,
     claim_payload,
 )
+from tasks.store.listing import Listings
 from tasks.store.migrations import load_migrations
-from tasks.store.rows import COLUMNS, record_from_row
+from tasks.store.rows import COLUMNS, record_from_row, summary_columns
 
 log = logging.getLogger("tasks.store")
 
@@ -245,7 +246,7 @@ def _check_storable(task: NewTask) -> None:
             raise ValueError(f"task {field} is not valid Unicode: {value!r}") from exc
 
 
-class PostgresStore:
+class PostgresStore(Listings):
     """Tasks in a PostgreSQL database. See :class:`tasks.store.base.Store` for the contract.
 
     The URL is an asyncpg DSN; query parameters asyncpg does not know become
@@ -895,35 +896,36 @@ class PostgresStore:
         """Backlog size; see :meth:`Store.count_queued`."""
         return await shared_rows.count_queued(self._read)
 
-    async def list(
+    # octet_length of a stored (possibly compressed) text reads its size, not its content.
+    _summary_columns = summary_columns("octet_length({})")
+
+    async def _select(
         self,
+        columns: str,
         *,
         state: State | None = None,
         name: str | None = None,
-        limit: int = 50,
         cursor: str | None = None,
-    ) -> Page:
-        """Tasks newest first; see :meth:`Store.list`."""
+        task_id: str | None = None,
+        limit: int = 1,
+    ) -> Sequence[Any]:
+        """Rows for :class:`~tasks.store.listing.Listings`, newest first."""
         where: list[str] = []
         params: list[Any] = []
-        for column, value in (
-            ("state", None if state is None else state.value),
-            ("name", name),
-            ("cursor", cursor),
+        for condition, value in (
+            ("state = ${}", None if state is None else state.value),
+            ("name = ${}", name),
+            ("id < ${}", cursor),
+            ("id = ${}", task_id),
         ):
             if value is not None:
                 params.append(value)
-                where.append(
-                    f"id < ${len(params)}" if column == "cursor" else f"{column} = ${len(params)}"
-                )
+                where.append(condition.format(len(params)))
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        params.append(max(limit, 0) + 1)
-        rows = await self._read(
-            f"SELECT {COLUMNS} FROM tasks {clause} ORDER BY id DESC LIMIT ${len(params)}", *params
+        params.append(max(limit, 0))
+        return await self._read(
+            f"SELECT {columns} FROM tasks {clause} ORDER BY id DESC LIMIT ${len(params)}", *params
         )
-        records = [record_from_row(row) for row in rows[:limit]]
-        next_cursor = records[-1].id if len(rows) > limit and records else None
-        return Page(records, next_cursor)
 
 
 async def _insert_tasks(conn: Connection, tasks: Sequence[NewTask]) -> list[Inserted]:

@@ -1,8 +1,9 @@
 """Row layout shared by the SQL backends.
 
 The columns every query selects, decoding such a row into a
-:class:`~tasks.model.TaskRecord`, and the count queries whose SQL is the same
-on every backend.
+:class:`~tasks.model.TaskRecord` (or, for listings, a
+:class:`~tasks.summary.TaskSummary`), and the count queries whose SQL is the
+same on every backend.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from tasks.model import ErrorInfo, Progress, State, TaskRecord
+from tasks.summary import PREVIEW_CHARS, TEXT_CHARS, Excerpt, TaskSummary, clip
 
 Reader = Callable[[str], Awaitable[Sequence[Any]]]
 """A backend's way to run a parameterless query and fetch every row."""
@@ -41,13 +43,7 @@ def record_from_row(row: Sequence[Any]) -> TaskRecord:
     error = None
     if row[17] is not None:
         error = ErrorInfo(row[17], row[18] or "", row[19])
-    progress = Progress(row[13] or 0, row[14], row[15])
-    current = progress.current
-    if isinstance(current, float) and current.is_integer():
-        progress = Progress(int(current), progress.total, progress.message)
-    total = progress.total
-    if isinstance(total, float) and total.is_integer():
-        progress = Progress(progress.current, int(total), progress.message)
+    progress = _progress(row[13], row[14], row[15])
     return TaskRecord(
         id=row[0],
         name=row[1],
@@ -70,6 +66,71 @@ def record_from_row(row: Sequence[Any]) -> TaskRecord:
         lease_expires_at=row[22],
         version=row[23],
     )
+
+
+def _whole(value: float) -> float:
+    """Whole floats as ints (SQL REAL columns give back ``3.0`` for a stored ``3``)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _progress(current: float | None, total: float | None, message: str | None) -> Progress:
+    return Progress(_whole(current or 0), None if total is None else _whole(total), message)
+
+
+def summary_columns(octets: str) -> str:
+    """The columns :func:`summary_from_row` expects, in order.
+
+    ``octets`` is the backend's SQL for the size in bytes of a text column,
+    with ``{}`` standing for the column (SQLite: ``length(CAST({} AS BLOB))``,
+    PostgreSQL: ``octet_length({})``). Payloads are read as that size plus
+    their first :data:`~tasks.summary.PREVIEW_CHARS` characters, free texts as
+    their first ``TEXT_CHARS + 1`` characters: the database never hands over a
+    whole argument list or result.
+    """
+    text = f"1, {TEXT_CHARS + 1}"
+    payloads = ", ".join(
+        f"{octets.format(column)}, substr({column}, 1, {PREVIEW_CHARS})"
+        for column in ("args", "kwargs", "result")
+    )
+    return (
+        "id, name, queue, state, priority, attempts, max_attempts, run_at, created_at,"
+        " started_at, finished_at, progress_current, progress_total,"
+        f" substr(progress_message, {text}), substr(error_type, {text}),"
+        f" substr(error_message, {text}), substr(idempotency_key, {text}), version, " + payloads
+    )
+
+
+def summary_from_row(row: Sequence[Any]) -> TaskSummary:
+    """Build a :class:`TaskSummary` from a row selected with :func:`summary_columns`."""
+    error = None
+    if row[14] is not None:
+        error = ErrorInfo(clip(row[14]) or "", clip(row[15]) or "")
+    return TaskSummary(
+        id=row[0],
+        name=row[1],
+        queue=row[2],
+        state=State(row[3]),
+        priority=row[4],
+        attempts=row[5],
+        max_attempts=row[6],
+        run_at=row[7],
+        created_at=row[8],
+        started_at=row[9],
+        finished_at=row[10],
+        progress=_progress(row[11], row[12], clip(row[13])),
+        error=error,
+        idempotency_key=clip(row[16]),
+        version=row[17],
+        args=Excerpt(row[18], row[19]),
+        kwargs=Excerpt(row[20], row[21]),
+        result=None if row[22] is None else Excerpt(row[22], row[23]),
+    )
+
+
+def page_cursor(items: Sequence[TaskRecord | TaskSummary], fetched: int, limit: int) -> str | None:
+    """A page's ``next_cursor``: its last id when the query (asked for ``limit + 1`` rows)
+    found more than ``limit``."""
+    return items[-1].id if fetched > limit and items else None
 
 
 async def count_by_state(read: Reader) -> dict[State, int]:

@@ -30,7 +30,7 @@ import aiosqlite
 from tasks.errors import StoreUnavailableError, TasksError, WriteRejectedError
 from tasks.model import ErrorInfo, Finish, NewTask, Progress, State, TaskRecord
 from tasks.store import rows as shared_rows
-from tasks.store.base import Inserted, Page, Reclaimed, queue_full
+from tasks.store.base import Inserted, Reclaimed, queue_full
 from tasks.store.batching import (
     ClosedError,
     GroupCommit,
@@ -38,8 +38,9 @@ from tasks.store.batching import (
     WriteRequest,
     claim_payload,
 )
+from tasks.store.listing import Listings
 from tasks.store.migrations import load_migrations, split_sqlite_statements
-from tasks.store.rows import COLUMNS, record_from_row
+from tasks.store.rows import COLUMNS, record_from_row, summary_columns
 
 log = logging.getLogger("tasks.store")
 
@@ -136,7 +137,7 @@ def _dumps_error(error: ErrorInfo | None) -> tuple[str | None, str | None, str |
     return _text(error.type), _text(error.message), _text(error.traceback)
 
 
-class SQLiteStore:
+class SQLiteStore(Listings):
     """Tasks in one SQLite file. See :class:`tasks.store.base.Store` for the contract."""
 
     def __init__(self, url: str, *, busy_timeout: float = 5.0, synchronous: str = "NORMAL") -> None:
@@ -574,32 +575,34 @@ class SQLiteStore:
             records += [record_from_row(row) for row in rows]
         return records
 
-    async def list(
+    # SQLite 3.43 added octet_length(); the cast reads the UTF-8 bytes of the text as is.
+    _summary_columns = summary_columns("length(CAST({} AS BLOB))")
+
+    async def _select(
         self,
+        columns: str,
         *,
         state: State | None = None,
         name: str | None = None,
-        limit: int = 50,
         cursor: str | None = None,
-    ) -> Page:
-        """Tasks newest first; see :meth:`Store.list`."""
+        task_id: str | None = None,
+        limit: int = 1,
+    ) -> Sequence[Any]:
+        """Rows for :class:`~tasks.store.listing.Listings`, newest first."""
         where, params = [], []
-        if state is not None:
-            where.append("state = ?")
-            params.append(state.value)
-        if name is not None:
-            where.append("name = ?")
-            params.append(name)
-        if cursor is not None:
-            where.append("id < ?")
-            params.append(cursor)
+        for condition, value in (
+            ("state = ?", None if state is None else state.value),
+            ("name = ?", name),
+            ("id < ?", cursor),
+            ("id = ?", task_id),
+        ):
+            if value is not None:
+                where.append(condition)
+                params.append(value)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        rows = await self._read(
-            f"SELECT {COLUMNS} FROM tasks {clause} ORDER BY id DESC LIMIT ?", [*params, limit + 1]
+        return await self._read(
+            f"SELECT {columns} FROM tasks {clause} ORDER BY id DESC LIMIT ?", [*params, limit]
         )
-        records = [record_from_row(row) for row in rows[:limit]]
-        next_cursor = records[-1].id if len(rows) > limit and records else None
-        return Page(records, next_cursor)
 
     async def count_by_state(self) -> dict[State, int]:
         """Counts per state; see :meth:`Store.count_by_state`."""

@@ -13,6 +13,7 @@ from quart_schema import document_headers, document_querystring, document_reques
 from tasks.model import State
 from tasks.registry import EnqueueOptions, TaskCall
 from tasks.web import auth
+from tasks.web.enqueue_schema import enqueue_body_schema
 from tasks.web.errors import (
     HANDLED_ERRORS,
     ApiError,
@@ -31,9 +32,11 @@ from tasks.web.schemas import (
     Stats,
     TaskOut,
     TaskPage,
+    TaskSummaryOut,
 )
 from tasks.web.shutdown import SCOPE_KEY, Terminated
-from tasks.web.sse import parse_last_event_id, task_events
+from tasks.web.sse import RETRY_MS, parse_last_event_id, task_events
+from tasks.web.summaries import page_json
 
 if TYPE_CHECKING:
     from tasks.web.extension import TasksWeb
@@ -44,6 +47,22 @@ _RETRY_AFTER = {"Retry-After": "Seconds to wait before trying again"}
 _ID = {"task_id": TASK_ID_PATTERN}
 _PLACEHOLDER_ID = "f" * 32
 _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
+# One server-sent event as the WHATWG parser delivers it. In an OpenAPI 3.1 document
+# the ``schema`` of an event stream describes each event (3.2 calls it ``itemSchema``).
+_TASK_EVENT = {
+    "type": "object",
+    "required": ["event", "data", "id"],
+    "properties": {
+        "event": {"const": "task"},
+        "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The task's version"},
+        "retry": {"const": RETRY_MS},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": "#/components/schemas/TaskSummaryOut"},
+        },
+    },
+}
 
 
 def _errors(*statuses: int) -> Callable[[F], F]:
@@ -103,6 +122,10 @@ def create_blueprint(web: TasksWeb) -> Blueprint:
             503: _RETRY_AFTER,
         },
         request_body_required=True,
+        request_schema=lambda: enqueue_body_schema(
+            EnqueueRequest.model_json_schema(),
+            (task for _, task in tasks.registry.items() if task.http),
+        ),
     )
     async def enqueue() -> Response:
         """Enqueue a task.
@@ -124,15 +147,15 @@ def create_blueprint(web: TasksWeb) -> Blueprint:
             raise ApiError(
                 422, "unknown_task", f"no task named {body.name!r} can be started over HTTP"
             )
-        args = tuple(body.args)
-        task.check_arguments(args, body.kwargs)
+        args, kwargs = task.bounds.whole_numbers(tuple(body.args), body.kwargs)
+        task.check_arguments(args, kwargs)
         options = EnqueueOptions(
             delay=body.delay,
             priority=body.priority,
             max_attempts=body.max_attempts,
             idempotency_key=body.idempotency_key,
         )
-        call = TaskCall(task, args, body.kwargs, options)
+        call = TaskCall(task, args, kwargs, options)
         handle, record = await tasks.enqueue_with_record(call)
         # The hot path: one shared encoder instead of jsonify's per-call setup,
         # and the task URL from a template built once per mount point.
@@ -158,21 +181,21 @@ def create_blueprint(web: TasksWeb) -> Blueprint:
     @document_response(TaskPage, 200)
     @_errors(400)
     async def list_tasks() -> Response:
-        """List tasks, newest first, with keyset paging.
+        """List task summaries, newest first, with keyset paging.
 
         Filter by ``state`` and ``name``; pass ``next_cursor`` back as ``cursor``
-        for the next page.
+        for the next page. A page holds at most ``limit`` tasks and stops early
+        at ``TASKS_MAX_PAGE_BYTES``; each summary's ``url`` is the full task.
         """
         query: ListQuery = validate(ListQuery, request.args.to_dict(), "query")
-        page = await tasks.list(
+        page = await tasks.list_summaries(
             state=State(query.state) if query.state else None,
             name=query.name,
             limit=query.limit,
             cursor=query.cursor,
         )
-        return jsonify(
-            {"tasks": [t.to_dict() for t in page.tasks], "next_cursor": page.next_cursor}
-        )
+        body = page_json(page, task_location, tasks.config.max_page_bytes)
+        return Response(body, 200, content_type="application/json")
 
     @bp.get("/stats")
     @document_response(Stats, 200)
@@ -202,20 +225,25 @@ def create_blueprint(web: TasksWeb) -> Blueprint:
 
     @bp.get("/<task_id>/events")
     @document_headers(HeadersIn)
-    @document_response(TaskOut, 200)
     @_errors(404)
-    @openapi_extra(content={200: {"text/event-stream": {"type": "string"}}}, path_patterns=_ID)
+    @openapi_extra(
+        content={200: {"text/event-stream": {"schema": _TASK_EVENT}}},
+        descriptions={200: "A stream of `task` events, one per stored change"},
+        models=(TaskSummaryOut,),
+        path_patterns=_ID,
+    )
     async def task_event_stream(task_id: str) -> Response:
         """Live updates of one task as server-sent events.
 
-        Each ``task`` event carries the task as JSON, with the task's ``version``
-        as event id. The first event is sent at once; the stream ends after the
-        task's terminal state. Send ``Last-Event-ID`` to resume.
+        Each ``task`` event carries the task's summary as JSON, with the task's
+        ``version`` as event id. The first event is sent at once; the stream
+        ends after the task's terminal state. Send ``Last-Event-ID`` to resume.
         """
-        await tasks.get(known_id(task_id))
+        await tasks.get_summary(known_id(task_id))
         stream = task_events(
             tasks,
             task_id,
+            url=task_location(task_id),
             last_version=parse_last_event_id(request.headers.get("Last-Event-ID")),
             terminated=cast("Terminated | None", request.scope.get(SCOPE_KEY)),
             poll_interval=web.poll_interval,

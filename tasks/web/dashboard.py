@@ -8,7 +8,8 @@ from pydantic import ValidationError
 from quart import Blueprint, Response, make_response, redirect, render_template, request, url_for
 from quart_schema import hide
 
-from tasks.model import State, TaskRecord
+from tasks.model import State
+from tasks.summary import ELLIPSIS, Excerpt, TaskSummary
 from tasks.web import auth
 from tasks.web.payload import describe
 from tasks.web.schemas import ListQuery
@@ -24,7 +25,7 @@ CONTENT_SECURITY_POLICY = (
 as markup, no inline script or event handler in it would run."""
 
 
-def percent(record: TaskRecord) -> float:
+def percent(record: TaskSummary) -> float:
     """How far along a task is, 0 to 100, for its progress bar."""
     if record.state == State.SUCCEEDED:
         return 100.0
@@ -32,6 +33,15 @@ def percent(record: TaskRecord) -> float:
     if not total or total <= 0:
         return 0.0
     return max(0.0, min(100.0, 100.0 * record.progress.current / total))
+
+
+def excerpt_text(excerpt: Excerpt | None) -> str:
+    """An excerpt as shown in the table (``dashboard.js`` formats it the same way)."""
+    if excerpt is None:
+        return ""
+    if not excerpt.truncated:
+        return excerpt.preview
+    return f"{excerpt.preview}{ELLIPSIS} ({excerpt.size} bytes)"
 
 
 def add_dashboard(bp: Blueprint, web: TasksWeb) -> None:
@@ -76,7 +86,7 @@ def add_dashboard(bp: Blueprint, web: TasksWeb) -> None:
         except ValidationError as exc:
             error = describe(exc)
             query = ListQuery()
-        page = await tasks.list(
+        page = await tasks.list_summaries(
             state=State(query.state) if query.state else None,
             name=query.name,
             limit=50,
@@ -94,5 +104,6 @@ def add_dashboard(bp: Blueprint, web: TasksWeb) -> None:
             names=names,
             counts={state.value: n for state, n in counts.items()},
             percent=percent,
+            excerpt=excerpt_text,
             error=error,
         )

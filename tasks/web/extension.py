@@ -29,7 +29,8 @@ class TasksWeb:
       app already set up quart-schema itself.
 
     ``TASKS_API_TOKEN`` protects the API and dashboard; ``TASKS_MAX_BODY_BYTES``
-    bounds request bodies (see :class:`~tasks.config.TasksConfig`).
+    bounds request bodies and ``TASKS_MAX_PAGE_BYTES`` listing pages (see
+    :class:`~tasks.config.TasksConfig`).
     ``poll_interval`` is how often event streams re-read a task changed by other
     processes; ``keepalive`` the seconds of silence before a comment line.
     """
@@ -89,8 +90,9 @@ class TasksWeb:
         app.after_serving(self._stop)
 
     async def _start(self) -> None:
-        if self.tasks.config.max_body_bytes <= 0:
-            raise ConfigurationError("TASKS_MAX_BODY_BYTES must be positive")
+        for key in ("max_body_bytes", "max_page_bytes"):
+            if getattr(self.tasks.config, key) <= 0:
+                raise ConfigurationError(f"TASKS_{key.upper()} must be positive")
         self.tasks.add_listener(self.metrics.observe)
 
     async def _stop(self) -> None:
@@ -122,7 +124,7 @@ class TasksWeb:
 
             @document_response(ErrorBody, 503)
             @openapi_extra(
-                content={200: {"text/plain": {"type": "string"}}},
+                content={200: {"text/plain": {"schema": {"type": "string"}}}},
                 headers={503: {"Retry-After": "Seconds to wait"}},
             )
             async def tasks_metrics() -> Response:

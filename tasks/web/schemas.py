@@ -4,13 +4,31 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictStr
 
 StateName = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
 TASK_ID_PATTERN = "^[0-9a-f]{32}$"
 MAX_DELAY = 10 * 365 * 24 * 3600.0
 """Longest accepted ``delay``: ten years (beyond it timestamps stop being useful)."""
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+def whole_number(value: Any) -> Any:
+    """``3.0`` as ``3``: JSON Schema counts a number with no fraction as an integer."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+# Constraints first, the validator last: pydantic then documents them as JSON
+# Schema keywords (minimum/maximum) on the integer, and still refuses booleans,
+# strings and fractions.
+Priority = Annotated[
+    int, Strict(), Field(ge=INT32_MIN, le=INT32_MAX), BeforeValidator(whole_number)
+]
+MaxAttempts = Annotated[int, Strict(), Field(ge=1, le=1000), BeforeValidator(whole_number)]
+# One number type, not a union: bounds on a union come out as non-JSON-Schema "ge"/"le".
+Delay = Annotated[float, Field(strict=True, ge=0, le=MAX_DELAY)]
 
 
 class EnqueueRequest(BaseModel):
@@ -22,11 +40,11 @@ class EnqueueRequest(BaseModel):
     """Registered, HTTP-enabled task name."""
     args: list[Any] = Field(default_factory=list)
     kwargs: dict[str, Any] = Field(default_factory=dict)
-    delay: Annotated[StrictFloat | StrictInt, Field(ge=0, le=MAX_DELAY)] | None = None
+    delay: Delay | None = None
     """Seconds to wait before the task may run."""
-    priority: Annotated[StrictInt, Field(ge=INT32_MIN, le=INT32_MAX)] | None = None
+    priority: Priority | None = None
     """Higher runs first (default: the task's priority)."""
-    max_attempts: Annotated[StrictInt, Field(ge=1, le=1000)] | None = None
+    max_attempts: MaxAttempts | None = None
     idempotency_key: Annotated[StrictStr, Field(min_length=1, max_length=200)] | None = None
     """A second request with the same key returns the first task (200) instead of a new one."""
 
@@ -59,21 +77,17 @@ class ErrorInfoOut(BaseModel):
     traceback: str | None
 
 
-class TaskOut(BaseModel):
-    """A task as stored. Timestamps are ISO 8601 UTC strings."""
+class TaskFields(BaseModel):
+    """What a task and its summary share. Timestamps are ISO 8601 UTC strings."""
 
     id: str
     name: str
     queue: str
     state: StateName
-    args: list[Any]
-    kwargs: dict[str, Any]
     priority: int
     attempts: int
     max_attempts: int
     progress: ProgressOut
-    result: Any
-    error: ErrorInfoOut | None
     idempotency_key: str | None
     run_at: str
     created_at: str
@@ -83,10 +97,50 @@ class TaskOut(BaseModel):
     """Increases with every stored change; the ``id`` of its server-sent events."""
 
 
-class TaskPage(BaseModel):
-    """One page of tasks, newest first."""
+class TaskOut(TaskFields):
+    """A task as stored. Timestamps are ISO 8601 UTC strings."""
 
-    tasks: list[TaskOut]
+    args: list[Any]
+    kwargs: dict[str, Any]
+    result: Any
+    error: ErrorInfoOut | None
+
+
+class ExcerptOut(BaseModel):
+    """The start of a stored JSON value (args, kwargs or result) and its full size."""
+
+    bytes: int
+    """Size of the whole JSON text, in UTF-8 bytes."""
+    preview: str
+    """Its first characters (not valid JSON when ``truncated``)."""
+    truncated: bool
+
+
+class SummaryErrorOut(BaseModel):
+    """Why the task's last run failed (texts cut short; the traceback is in the full task)."""
+
+    type: str
+    message: str
+
+
+class TaskSummaryOut(TaskFields):
+    """A task as listed and streamed: its fields, payloads reduced to excerpts.
+
+    Free texts are cut to 200 characters (ending in an ellipsis); ``url`` is
+    where the full task is.
+    """
+
+    args: ExcerptOut
+    kwargs: ExcerptOut
+    result: ExcerptOut | None
+    error: SummaryErrorOut | None
+    url: str
+
+
+class TaskPage(BaseModel):
+    """One page of task summaries, newest first, bounded in rows and in bytes."""
+
+    tasks: list[TaskSummaryOut]
     next_cursor: str | None
     """Pass as ``cursor`` to get the next page; null on the last page."""
 

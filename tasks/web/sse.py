@@ -1,38 +1,50 @@
-"""Server-sent events for one task: its record now, then after every change."""
+"""Server-sent events for one task: its summary now, then after every change."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from tasks.errors import NotAcceptingError, TaskNotFoundError
 from tasks.extension import Tasks
-from tasks.model import TaskRecord
+from tasks.summary import TaskSummary
 from tasks.web.shutdown import Terminated
+from tasks.web.summaries import summary_json
 
 RETRY_MS = 1000
 """Reconnection delay the stream asks ``EventSource`` clients to use."""
+MAX_VERSION = 2**63 - 1
+"""Largest version a store keeps (a signed 64-bit integer)."""
+_VERSION = re.compile(r"[0-9]{1,19}")  # ASCII digits only, unlike str.isdigit()
 
 
-def format_event(record: TaskRecord) -> bytes:
-    """One ``task`` event: id is the record's version, data the record as JSON."""
-    data = json.dumps(record.to_dict(), separators=(",", ":"), ensure_ascii=False)
-    return f"id: {record.version}\nevent: task\ndata: {data}\n\n".encode()
+def format_event(summary: TaskSummary, url: str) -> bytes:
+    """One ``task`` event: id is the task's version, data its summary as JSON."""
+    return f"id: {summary.version}\nevent: task\ndata: {summary_json(summary, url)}\n\n".encode()
 
 
 def parse_last_event_id(value: str | None) -> int | None:
-    """The version a reconnecting client saw last (None if absent or not a version)."""
-    if value is None or not value.strip().isdigit():
+    """The version a reconnecting client saw last.
+
+    None (the header is ignored) unless it is a plain ASCII decimal integer
+    from 0 to :data:`MAX_VERSION`, optionally surrounded by spaces or tabs.
+    """
+    if value is None:
         return None
-    return int(value.strip())
+    text = value.strip(" \t")
+    if _VERSION.fullmatch(text) is None:
+        return None
+    version = int(text)
+    return version if version <= MAX_VERSION else None
 
 
 async def task_events(
     tasks: Tasks,
     task_id: str,
     *,
+    url: str,
     last_version: int | None,
     terminated: Terminated | None,
     poll_interval: float,
@@ -41,7 +53,8 @@ async def task_events(
 ) -> AsyncIterator[bytes]:
     """Yield the task's events until it reaches a terminal state or the server stops.
 
-    The current record is sent at once, unless the client already has this
+    Events carry the task's summary (``url`` is where the full task is). The
+    current summary is sent at once, unless the client already has this
     version (``Last-Event-ID``) and the task is still going; a terminal record is
     always sent, so a reconnecting client never misses the end. Changes made in
     this process wake the stream immediately; those of other processes are found
@@ -62,11 +75,11 @@ async def task_events(
             while True:
                 changed.clear()
                 try:
-                    record = await tasks.get(task_id)
+                    record = await tasks.get_summary(task_id)
                 except (TaskNotFoundError, NotAcceptingError):
                     return
                 if record.done or sent is None or record.version > sent:
-                    yield format_event(record)
+                    yield format_event(record, url)
                     sent = record.version
                     quiet_until = now() + keepalive
                 if record.done or _stopping(tasks, stop):

@@ -60,4 +60,5 @@ async def test_events_stream_moves_the_bar_to_the_result(client: QuartClient) ->
     assert steps == sorted(steps)
     assert steps[-1] == 4
     assert len(set(steps)) >= 2  # the bar moved while the page watched
-    assert (records[-1]["state"], records[-1]["result"]) == ("succeeded", "4 steps done")
+    assert records[-1]["state"] == "succeeded"
+    assert records[-1]["result"]["preview"] == '"4 steps done"'  # events carry summaries

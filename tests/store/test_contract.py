@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import math
 import time
 import uuid
@@ -16,6 +18,7 @@ from tasks.errors import StoreUnavailableError, WriteRejectedError
 from tasks.model import ErrorInfo, Finish, NewTask, Progress, State, TaskRecord, new_id
 from tasks.store import Inserted, Store
 from tasks.store.postgres import PostgresStore
+from tasks.summary import ELLIPSIS, PREVIEW_CHARS, TEXT_CHARS, Excerpt
 from tests.conftest import eventually, postgres_url_or_skip, with_query
 from tests.store.conftest import StoreFactory
 
@@ -545,11 +548,14 @@ async def test_retry(store: Store) -> None:
 # -- listing and counting --------------------------------------------------------
 
 
-async def collect(store: Store, limit: int, **filters: Any) -> list[str]:
+async def collect(
+    store: Store, limit: int, *, summaries: bool = False, **filters: Any
+) -> list[str]:
     seen: list[str] = []
     cursor = None
+    listing = store.list_summaries if summaries else store.list
     for _ in range(1000):
-        page = await store.list(limit=limit, cursor=cursor, **filters)
+        page = await listing(limit=limit, cursor=cursor, **filters)
         assert len(page.tasks) <= limit
         seen += [r.id for r in page.tasks]
         if page.next_cursor is None:
@@ -581,6 +587,10 @@ async def test_list_pages_newest_first_with_filters(store: Store) -> None:
             State.RUNNING, "a"
         )
         assert await collect(store, limit, state=State.FAILED) == []
+        assert await collect(store, limit, summaries=True) == expected()
+        assert await collect(store, limit, summaries=True, state=State.RUNNING, name="a") == (
+            expected(State.RUNNING, "a")
+        )
 
     exact = await store.list(name="b", limit=8)  # exactly one full page: no next cursor
     assert [r.id for r in exact.tasks] == b_ids[::-1]
@@ -590,6 +600,58 @@ async def test_list_pages_newest_first_with_filters(store: Store) -> None:
     assert second.next_cursor is None
     assert [r.id for r in first.tasks + second.tasks] == b_ids[::-1]
     assert (await store.list(name="nobody")).tasks == []
+
+
+async def test_summaries_carry_sizes_and_bounded_prefixes(store: Store) -> None:
+    big_args = json.dumps(["\u00e9" * 3000, 1], ensure_ascii=False)  # 2 bytes per character
+    small_id = (await add(store, name="small"))[0]
+    big = dataclasses.replace(new_task(key="k" * 300), args_json=big_args)
+    await store.insert([big])
+    running = await claim_one(store)  # the older one: "small"
+    assert running.id == small_id
+    await store.set_progress(small_id, OWNER, Progress(1, 4.0, "p" * 500))
+    error = ErrorInfo("E" * 300, "m" * 500, "traceback")
+    result = json.dumps({"rows": list(range(2000))})
+    await store.finish([Finish(small_id, OWNER, State.FAILED, result_json=result, error=error)])
+
+    page = await store.list_summaries()
+    assert [s.id for s in page.tasks] == [big.id, small_id]
+    assert page.next_cursor is None
+    for summary in page.tasks:
+        assert await store.get_summary(summary.id) == summary
+        record = await must_get(store, summary.id)
+        for field in ("name", "queue", "state", "priority", "attempts", "max_attempts", "version"):
+            assert getattr(summary, field) == getattr(record, field), field
+        assert (summary.run_at, summary.created_at) == (record.run_at, record.created_at)
+        assert (summary.started_at, summary.finished_at) == (record.started_at, record.finished_at)
+        assert summary.kwargs == Excerpt(2, "{}")
+        assert not summary.kwargs.truncated
+
+    big_summary, small_summary = page.tasks
+    assert big_summary.args == Excerpt(len(big_args.encode()), big_args[:PREVIEW_CHARS])
+    assert big_summary.args.truncated
+    assert big_summary.result is None
+    assert big_summary.error is None
+    assert big_summary.idempotency_key == "k" * (TEXT_CHARS - 1) + ELLIPSIS
+    assert small_summary.args == Excerpt(6, "[1, 2]")
+    assert not small_summary.args.truncated
+    assert small_summary.result == Excerpt(len(result), result[:PREVIEW_CHARS])
+    assert small_summary.result.truncated
+    assert small_summary.error == ErrorInfo(
+        "E" * (TEXT_CHARS - 1) + ELLIPSIS, "m" * (TEXT_CHARS - 1) + ELLIPSIS, None
+    )
+    assert small_summary.progress == Progress(1, 4, "p" * (TEXT_CHARS - 1) + ELLIPSIS)
+    assert small_summary.idempotency_key is None
+    assert await store.get_summary(new_id()) is None
+
+
+async def test_summary_texts_of_exactly_the_bound_are_kept_whole(store: Store) -> None:
+    task_id = (await add(store))[0]
+    await claim_one(store)
+    await store.set_progress(task_id, OWNER, Progress(0, None, "x" * TEXT_CHARS))
+    summary = await store.get_summary(task_id)
+    assert summary is not None
+    assert summary.progress.message == "x" * TEXT_CHARS
 
 
 async def test_counts(store: Store) -> None:

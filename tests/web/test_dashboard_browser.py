@@ -61,6 +61,8 @@ async def test_progress_bar_moves_and_cancel_works(tmp_path: Path) -> None:
                 await expect(row.locator(".state")).to_have_text("succeeded", timeout=30_000)
                 assert await bar.evaluate("bar => bar.value") == 100
                 await expect(row.locator(".percent")).to_have_text("100%")
+                # The result excerpt arrives with the terminal event's summary.
+                await expect(row.locator(".result code")).to_have_text('"12 steps done"')
 
                 other = page.locator(f'tr[data-task-id="{sleeper}"]')
                 await expect(other.locator(".state")).to_have_text("running", timeout=20_000)

@@ -45,3 +45,17 @@ def test_every_task_open_to_http_has_a_timeout() -> None:
     assert open_to_http
     for task in open_to_http:
         assert task.timeout is not None, task.name
+
+
+async def test_a_whole_number_float_for_an_integer_argument_is_that_integer(client: Client) -> None:
+    """JSON Schema's ``integer`` accepts 3.0; the task receives the int 3."""
+    response = await client.post(
+        "/tasks", json={"name": "demo.progress", "args": [3.0, 0], "kwargs": {}}
+    )
+    assert response.status_code == 202
+    task = await response.get_json()
+    assert task["args"] == [3, 0]
+    record = await tasks.wait(task["id"], timeout=10)
+    assert record.state.value == "succeeded"
+    refused = await client.post("/tasks", json={"name": "demo.progress", "args": [3.5, 0]})
+    assert refused.status_code == 422

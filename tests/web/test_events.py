@@ -10,6 +10,7 @@ import pytest
 from quart.typing import TestClientProtocol as Client
 
 from app.extensions import tasks
+from tasks.web.sse import MAX_VERSION, parse_last_event_id
 from tests.web.test_api import enqueue, until_state
 
 
@@ -52,7 +53,9 @@ async def test_events_arrive_in_order_and_end_at_terminal_state(client: Client) 
     assert currents == sorted(currents)
     assert any(0 < c < 5 for c in currents), currents
     assert events[-1]["data"]["state"] == "succeeded"
-    assert events[-1]["data"]["result"] == "5 steps done"
+    result = '"5 steps done"'
+    assert events[-1]["data"]["result"] == {"bytes": 14, "preview": result, "truncated": False}
+    assert events[-1]["data"]["url"] == f"/tasks/{task['id']}"
     assert all(e["data"]["state"] != "succeeded" for e in events[:-1])
 
 
@@ -87,6 +90,47 @@ async def test_resume_with_current_version_waits_for_the_next_change(client: Cli
     events = parse_events(head + rest)
     assert [e["data"]["state"] for e in events] == ["cancelled"]
     assert events[0]["id"] > task["version"]
+
+
+@pytest.mark.parametrize("app_config", [{"TASKS_WORKERS": False}])
+@pytest.mark.parametrize(
+    "last_event_id",
+    ["\u00b2", "1" * 5000, "9" * 20, "\uff11", "-1", "1.0", "0x1", "", "1 1"],
+    ids=[
+        "superscript",
+        "5000-digits",
+        "over-int64",
+        "fullwidth",
+        "negative",
+        "float",
+        "hex",
+        "empty",
+        "two",
+    ],
+)
+async def test_a_last_event_id_that_is_not_a_plain_version_is_ignored(
+    client: Client, last_event_id: str
+) -> None:
+    # Ignored means: the stream starts as for a new client, with the current task at once.
+    task = await enqueue(client, "demo.echo", 1)
+    connection = client.request(
+        f"/tasks/{task['id']}/events", headers={"Last-Event-ID": last_event_id}
+    )
+    async with connection:
+        head = await read_until(connection, lambda text: "event: task" in text)
+        await connection.disconnect()
+    events = parse_events(head)
+    assert [(e["id"], e["data"]["state"]) for e in events] == [(task["version"], "queued")]
+
+
+def test_last_event_id_parsing() -> None:
+    # Header values reach the app as Latin-1 text; the test client cannot send
+    # every such character, so the parser is also checked directly.
+    assert parse_last_event_id(" 42\t") == 42
+    assert parse_last_event_id("0") == 0
+    assert parse_last_event_id(str(MAX_VERSION)) == MAX_VERSION
+    for value in ("\u00b2", "1\u00b9", "\uff11", "\u0661", str(MAX_VERSION + 1), "1" * 5000, None):
+        assert parse_last_event_id(value) is None, value
 
 
 async def test_streams_end_when_the_task_system_stops_accepting(client: Client) -> None:

@@ -22,12 +22,16 @@ pytestmark = pytest.mark.slow
 
 
 async def stream_events(
-    client: httpx.AsyncClient, url: str, started: asyncio.Event | None = None
+    client: httpx.AsyncClient,
+    url: str,
+    started: asyncio.Event | None = None,
+    headers: dict[str, bytes] | None = None,
 ) -> list[dict[str, Any]]:
     """Read a task's event stream to its end; the parsed ``task`` events."""
     events: list[dict[str, Any]] = []
     fields: dict[str, str] = {}
-    async with client.stream("GET", url, timeout=httpx.Timeout(30, read=None)) as response:
+    timeout = httpx.Timeout(30, read=None)
+    async with client.stream("GET", url, timeout=timeout, headers=headers) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         async for line in response.aiter_lines():
@@ -74,6 +78,21 @@ async def test_progress_events_in_order_across_two_workers(
         assert [e["data"]["state"] for e in events].count("succeeded") == 1
         assert events[-1]["data"]["state"] == "succeeded"
         assert events[-1]["data"]["progress"]["current"] == 8
+
+
+async def test_last_event_id_with_non_ascii_digits_is_ignored(tmp_path: Path) -> None:
+    # Raw header bytes, as an attacker sends them: Quart reads header values as
+    # Latin-1, so b"\xb2" is "\u00b2" (superscript two): str.isdigit() but not int().
+    # SQLite only: this is about parsing the header, not about the store.
+    with hypercorn(tmp_path) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client:
+            task_id = await enqueue(client, "demo.echo", 1)
+            url = f"/tasks/{task_id}/events"
+            for raw in (b"\xb2", b"1\xb9", b"\xb3" * 5000):
+                events = await stream_events(client, url, headers={"Last-Event-ID": raw})
+                assert events, raw[:8]
+                assert events[-1]["data"]["state"] == "succeeded"
+    assert "Traceback" not in server.output()
 
 
 async def test_sigterm_with_open_streams_exits_within_the_drain(

@@ -1,6 +1,8 @@
 // Keeps the dashboard table live: one EventSource per unfinished task (a few
 // at a time, so the browser keeps connections free for the buttons), and
-// cancel/retry buttons that POST to the API.
+// cancel/retry buttons that POST to the API. Events carry task summaries:
+// args and result arrive as excerpts {bytes, preview, truncated}; the full
+// task is at its link.
 (function () {
   "use strict";
 
@@ -30,6 +32,18 @@
     setButtons(row, task.state);
   }
 
+  // Same text as the server's excerpt_text (tasks/web/dashboard.py).
+  function excerptText(excerpt) {
+    if (!excerpt) return "";
+    if (!excerpt.truncated) return excerpt.preview;
+    return excerpt.preview + "\u2026 (" + excerpt.bytes + " bytes)";
+  }
+
+  function renderSummary(row, summary) {
+    render(row, summary);
+    row.querySelector(".result code").textContent = excerptText(summary.result);
+  }
+
   function setButtons(row, state) {
     row.querySelector("button.cancel").disabled = !!TERMINAL[state];
     row.querySelector("button.retry").disabled = !(state === "failed" || state === "cancelled");
@@ -46,7 +60,7 @@
     streams.set(id, source);
     source.addEventListener("task", function (event) {
       var task = JSON.parse(event.data);
-      render(row, task);
+      renderSummary(row, task);
       if (TERMINAL[task.state]) unwatch(id);
     });
     source.onerror = function () {
@@ -77,7 +91,7 @@
       })
       .then(function (answer) {
         if (answer.ok) {
-          render(row, answer.body);
+          render(row, answer.body); // the full task: its state, not its payloads
           watch(row);
         } else {
           setButtons(row, row.dataset.state);
