@@ -128,10 +128,14 @@ def test_wheel_holds_the_engine_only_and_is_typed(tmp_path: Path) -> None:
     python = fresh_venv(tmp_path / "venv", wheel)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    probe = "import tasks.web, importlib.resources as r; print(r.files('tasks') / 'py.typed')"
-    where = ok(run(python, "-c", probe, cwd=elsewhere))
-    assert where.startswith(str(tmp_path / "venv")), where
-    assert Path(where.strip()).is_file()
+    probe = (
+        "import importlib.resources as r, tasks.web.apidocs as d;"
+        " print(r.files('tasks') / 'py.typed'); print(d.SWAGGER_UI_DIR / 'swagger-ui-bundle.js')"
+    )
+    # The package's own data and the /docs viewer's files, as installed.
+    for installed in ok(run(python, "-c", probe, cwd=elsewhere)).splitlines():
+        assert installed.startswith(str(tmp_path / "venv")), installed
+        assert Path(installed).is_file(), installed
     no_app = run(python, "-c", "import app", cwd=elsewhere)
     assert "No module named 'app'" in no_app.stderr, no_app.stderr
 
