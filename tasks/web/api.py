@@ -12,7 +12,7 @@ from quart_schema import document_headers, document_querystring, document_reques
 
 from tasks.model import State
 from tasks.registry import EnqueueOptions, TaskCall
-from tasks.web import auth
+from tasks.web import apidocs, auth
 from tasks.web.enqueue_schema import enqueue_body_schema
 from tasks.web.errors import (
     HANDLED_ERRORS,
@@ -83,7 +83,7 @@ def create_blueprint(web: TasksWeb) -> Blueprint:
 
     @bp.before_request
     async def authenticate() -> None:
-        if request.endpoint == "tasks.static":
+        if request.endpoint in ("tasks.static", apidocs.ENDPOINT):
             return
         token = tasks.config.api_token
         auth.refuse_cross_site(request, token)

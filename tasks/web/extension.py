@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 from tasks.errors import ConfigurationError
 from tasks.extension import Tasks
 from tasks.web.api import create_blueprint, json_http_errors
+from tasks.web.apidocs import add_swagger_ui_assets, use_local_swagger_ui
 from tasks.web.dashboard import add_dashboard
 from tasks.web.errors import HANDLED_ERRORS, ApiError, api_error, render_api_error
 from tasks.web.health import healthz, readyz
@@ -25,8 +26,9 @@ class TasksWeb:
 
     - the task API and the dashboard under ``url_prefix`` (default ``/tasks``);
     - ``/metrics`` (Prometheus), ``/healthz`` and ``/readyz``;
-    - ``/openapi.json`` and a docs page at ``/docs`` (quart-schema), unless the
-      app already set up quart-schema itself.
+    - ``/openapi.json`` and a docs page at ``/docs`` (quart-schema's Swagger UI
+      page, its script and stylesheet served from this package, so it works
+      offline), unless the app already set up quart-schema itself.
 
     ``TASKS_API_TOKEN`` protects the API and dashboard; ``TASKS_MAX_BODY_BYTES``
     bounds request bodies and ``TASKS_MAX_PAGE_BYTES`` listing pages (see
@@ -67,6 +69,7 @@ class TasksWeb:
         app.extensions["tasks_web"] = self
         blueprint = create_blueprint(self)
         add_dashboard(blueprint, self)
+        add_swagger_ui_assets(blueprint)
         app.register_blueprint(blueprint, url_prefix=self.url_prefix)
         self._add_probes_and_metrics(app)
         prefixes = tuple(
@@ -76,6 +79,7 @@ class TasksWeb:
         app.register_error_handler(ApiError, render_api_error)
         app.asgi_app = ShutdownBridge(app.asgi_app)  # type: ignore[method-assign]
         if self.openapi_path is not None and "QUART_SCHEMA" not in app.extensions:
+            use_local_swagger_ui(app, self.url_prefix)
             QuartSchema(
                 app,
                 openapi_path=self.openapi_path,

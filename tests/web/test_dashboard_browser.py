@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.web.browser import CHROMIUM, FLAGS, require_chromium
 from tests.web.server import hypercorn
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--disable-gpu",
-]
-
-
-def require_chromium() -> None:
-    if os.path.exists(CHROMIUM):
-        return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{CHROMIUM} is missing (apt-get install chromium)")
-    pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package to run this test")
 
 
 async def test_progress_bar_moves_and_cancel_works(tmp_path: Path) -> None:

@@ -74,3 +74,24 @@ async def test_quiet_stream_sends_keepalive_comments(backend_url: str) -> None:
         text += connection.response_data.decode()  # what arrived until the stream ended
     assert text.count("event: task") == 2  # queued at once, cancelled at the end
     assert text.index("event: task") < text.index(": keep-alive")
+
+
+async def test_docs_page_loads_swagger_ui_from_the_task_blueprint(backend_url: str) -> None:
+    app = Quart(__name__)
+    app.config.update(TASKS_DATABASE_URL=backend_url, TASKS_WORKERS=False, TASKS_API_TOKEN="s3")
+    own.init_app(app)
+    TasksWeb(own, url_prefix="/api/jobs").init_app(app)
+    async with app.test_app():
+        client = app.test_client()
+        page = await (await client.get("/docs")).get_data(as_text=True)
+        assert 'src="/api/jobs/swagger-ui/swagger-ui-bundle.js"' in page
+        assert 'href="/api/jobs/swagger-ui/swagger-ui.css"' in page
+        # The page is public, so are the viewer's files: no token needed.
+        script = await client.get("/api/jobs/swagger-ui/swagger-ui-bundle.js")
+        assert script.status_code == 200
+        assert script.mimetype in ("text/javascript", "application/javascript")
+        assert b"SwaggerUIBundle" in await script.get_data()
+        assert (await client.get("/api/jobs/swagger-ui/swagger-ui.css")).mimetype == "text/css"
+        # Only those two files; the rest of the folder and the API stay closed.
+        assert (await client.get("/api/jobs/swagger-ui/index.html")).status_code == 404
+        assert (await client.get("/api/jobs/stats")).status_code == 401
