@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Coroutine, Iterable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -56,8 +57,11 @@ from tasks.summary import SummaryPage, TaskSummary
 if TYPE_CHECKING:
     from quart import Quart
 
+    from tasks.testing import TestMode
+
 log = logging.getLogger("tasks")
 T = TypeVar("T")
+_LIVE: weakref.WeakSet[Tasks] = weakref.WeakSet()
 
 _WAIT_POLL = 0.5
 """Seconds between store reads while waiting on a task another process may finish."""
@@ -82,8 +86,16 @@ class Tasks:
         self._sigterm_loop: asyncio.AbstractEventLoop | None = None
         self._exiting: asyncio.Future[None] | None = None
         self.app: Quart | None = None
+        self.test_mode: TestMode | None = None
+        """Set by :func:`tasks.testing.eager` / :func:`tasks.testing.capture` in tests."""
+        _LIVE.add(self)
         if app is not None:
             self.init_app(app)
+
+    @staticmethod
+    def live() -> list[Tasks]:
+        """Every ``Tasks`` object that exists in this process (for test fixtures)."""
+        return list(_LIVE)
 
     # -- registration --------------------------------------------------------
 
@@ -405,6 +417,9 @@ class Tasks:
         A new task's record is built from the row just inserted (no read back);
         when an idempotency key matched an existing task, that one is read.
         """
+        if self.test_mode is not None:
+            [handle] = await self.test_mode.enqueue([call])
+            return handle, self.test_mode.get(handle.id)
         [(row, handle)] = await self._enqueue_rows([call])
         if not handle.created:
             return handle, await self.get(handle.id)
@@ -426,6 +441,8 @@ class Tasks:
 
     async def enqueue_many(self, calls: Iterable[TaskCall[Any]]) -> list[TaskHandle[Any]]:
         """Enqueue several calls in one transaction; all are stored or none is."""
+        if self.test_mode is not None:
+            return await self.test_mode.enqueue(calls)
         return [handle for _, handle in await self._enqueue_rows(calls)]
 
     async def _enqueue_rows(
@@ -465,6 +482,8 @@ class Tasks:
         are committed or rolled back together with the caller's own writes.
         Workers see them once the caller commits.
         """
+        if self.test_mode is not None:  # the caller's transaction is not involved
+            return await self.test_mode.enqueue(calls)
         rt = self.runtime
         if not rt.accepting:
             raise NotAcceptingError("the task system is shutting down; try again later")
@@ -502,6 +521,8 @@ class Tasks:
 
     async def get(self, task_id: str) -> TaskRecord:
         """The stored record of a task; raises TaskNotFoundError."""
+        if self.test_mode is not None and self.test_mode.knows(task_id):
+            return self.test_mode.get(task_id)
         record = await self.runtime.store.get(task_id)
         if record is None:
             raise TaskNotFoundError(f"no task with id {task_id!r}")
@@ -548,6 +569,8 @@ class Tasks:
 
     async def wait(self, task_id: str, timeout: float | None = None) -> TaskRecord:
         """Wait until a task has finished; see :meth:`TaskHandle.wait`."""
+        if self.test_mode is not None and self.test_mode.knows(task_id):
+            return await self.test_mode.wait(task_id)
         async with asyncio.timeout(timeout):
             with self._bus.watch(task_id) as changed:
                 while True:
@@ -564,6 +587,8 @@ class Tasks:
         until the process running it has stopped its body and confirmed (within
         about a second when that process is alive; see docs/guarantees.md).
         """
+        if self.test_mode is not None and self.test_mode.knows(task_id):
+            return self.test_mode.cancel(task_id)
         rt = self.runtime
         before = await self.get(task_id)
         if before.done:

@@ -27,6 +27,9 @@ from tests.servers import reap_leaks
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
+collect_ignore = ["testing_mode/project"]
+"""A user's project with its own conftest; tests/testing_mode runs it as its own pytest."""
+
 
 @pytest.fixture(scope="session", autouse=True)
 def no_leaked_servers() -> Iterator[None]:

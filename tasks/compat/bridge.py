@@ -58,6 +58,8 @@ def run_blocking(
     wait: past it the coroutine is cancelled and ``TimeoutError`` is raised.
     """
     refuse_on_loop(call, instead)
+    if tasks.test_mode is not None and not tasks.accepting:  # a plain test, no app serving
+        return asyncio.run(make())
     loop = tasks.runtime.loop
     coroutine = make()
     try:

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from tasks.compat.bridge import run_blocking
+from tasks.compat.celery_conf import CeleryConf
 from tasks.compat.celery_result import (
     PROGRESS,
     READY_STATES,
@@ -228,9 +229,18 @@ class CeleryTasks:
     callback skips it.
     """
 
-    def __init__(self, tasks: Tasks, *, track_started: bool = False) -> None:
+    def __init__(
+        self,
+        tasks: Tasks,
+        *,
+        track_started: bool = False,
+        task_always_eager: bool = False,
+        task_eager_propagates: bool = False,
+    ) -> None:
         self.tasks = tasks
         self.track_started = track_started
+        self.conf = CeleryConf(tasks, task_always_eager, task_eager_propagates)
+        """Celery's test settings: ``celery.conf.task_always_eager = True`` as in Celery."""
         self._track_started: dict[str, bool] = {}
         self._by_name: dict[str, CeleryTask[Any]] = {}
         self._on_success: dict[str, SuccessHandler] = {}
