@@ -37,6 +37,7 @@ from tasks.handle import TaskHandle, wait_for_change
 from tasks.leases import keep_leases, reclaim_expired
 from tasks.model import NewTask, Progress, State, TaskRecord, new_id
 from tasks.offline import RunningTasks
+from tasks.orm import driver_connection
 from tasks.registry import (
     EnqueueOptions,
     ExceptionTypes,
@@ -477,10 +478,11 @@ class Tasks:
         """Enqueue inside the caller's own database transaction (transactional enqueue).
 
         ``connection`` is the caller's open connection to the task database (an
-        aiosqlite connection to the same SQLite file, or an asyncpg connection to
-        the same PostgreSQL database) with a transaction in progress: the tasks
-        are committed or rolled back together with the caller's own writes.
-        Workers see them once the caller commits.
+        aiosqlite connection to the same SQLite file, an asyncpg connection to
+        the same PostgreSQL database, or an SQLAlchemy ``AsyncSession`` /
+        ``AsyncConnection`` on either, see :mod:`tasks.orm`) with a transaction
+        in progress: the tasks are committed or rolled back together with the
+        caller's own writes. Workers see them once the caller commits.
         """
         if self.test_mode is not None:  # the caller's transaction is not involved
             return await self.test_mode.enqueue(calls)
@@ -489,7 +491,7 @@ class Tasks:
             raise NotAcceptingError("the task system is shutting down; try again later")
         now = time.time()
         rows = [self._new_task(rt, call, now) for call in calls]
-        inserted = await rt.store.insert_in(connection, rows)
+        inserted = await rt.store.insert_in(await driver_connection(connection), rows)
         for row in rows:
             rt.wake_at(max(row.run_at, now + 0.05))
         return [TaskHandle[Any](self, r.id, created=r.created) for r in inserted]
