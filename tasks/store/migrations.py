@@ -1,7 +1,9 @@
 """Versioned schema migrations shipped as ``sql/<backend>/NNNN_name.sql`` files.
 
 Each backend applies the files it has not applied yet, in order, each in its
-own transaction, and records them in ``tasks_schema_migrations``.
+own transaction, and records them in ``tasks_schema_migrations``. Only files
+whose name starts with a digit are migrations: ``queries.sql`` beside them
+holds the backend's named queries (:mod:`tasks.store.queries`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def load_migrations(backend: str) -> list[Migration]:
     folder = resources.files("tasks.store").joinpath("sql", backend)
     found = []
     for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
+        if entry.name.endswith(".sql") and entry.name[:1].isdigit():
             number, _, _ = entry.name.partition("_")
             found.append(Migration(int(number), entry.name, entry.read_text("utf-8")))
     return sorted(found, key=lambda m: m.version)

@@ -18,7 +18,7 @@ from tasks.errors import QueueFullError, WriteRejectedError
 from tasks.model import Finish, State
 from tasks.store import Store
 from tests.store.conftest import StoreFactory
-from tests.store.test_contract import OWNER, add, must_get, new_task
+from tests.store.contract import OWNER, add, must_get, new_task
 
 
 async def test_a_refused_value_fails_only_its_own_call(store: Store) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tasks.model import Finish, State
 from tasks.store import Reclaimed, Store
 from tests.conftest import eventually
-from tests.store.test_contract import OWNER, add, claim_one, must_get
+from tests.store.contract import OWNER, add, claim_one, must_get
 
 
 async def test_a_cancel_request_is_seen_by_its_owner_only(store: Store) -> None:

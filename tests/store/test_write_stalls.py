@@ -19,7 +19,7 @@ import pytest
 
 from tasks.store import Store
 from tasks.store.sqlite import sqlite_path
-from tests.store.test_contract import OWNER, add, must_get
+from tests.store.contract import OWNER, add, must_get
 
 STALL = 1.5
 """Seconds the other connection holds the lock (a fault's length, not a wait for an event)."""

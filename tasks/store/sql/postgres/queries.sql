@@ -1,0 +1,166 @@
+-- Named queries of the PostgreSQL backend (loaded by tasks/store/queries.py).
+-- {placeholders} are filled by the Python that uses the query: {columns} with
+-- tasks.store.rows.COLUMNS (prefixed "tasks." where a join needs it), {waited}
+-- with the seconds the transaction has waited so far (see writes.WAITED),
+-- {queue_match} with the claim's queue condition.
+
+-- name: advisory_lock
+SELECT pg_advisory_xact_lock($1)
+
+-- name: migrations_table
+CREATE TABLE IF NOT EXISTS tasks_schema_migrations (version integer
+    PRIMARY KEY, name text NOT NULL, applied_at double precision NOT NULL)
+
+-- name: migration_applied
+SELECT 1 FROM tasks_schema_migrations WHERE version = $1
+
+-- name: record_migration
+INSERT INTO tasks_schema_migrations VALUES ($1, $2, $3)
+
+-- name: insert_one
+INSERT INTO tasks (id, name, queue, state, args, kwargs, priority, max_attempts, run_at,
+    created_at, idempotency_key)
+VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10)
+ON CONFLICT (idempotency_key) DO NOTHING RETURNING id
+
+-- name: insert_many
+INSERT INTO tasks (id, name, queue, state, args, kwargs, priority, max_attempts, run_at,
+    created_at, idempotency_key)
+SELECT v.id, v.name, v.queue, 'queued', v.args, v.kwargs, v.priority, v.max_attempts,
+       v.run_at, v.created_at, NULL
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
+            $7::bigint[], $8::float8[], $9::float8[])
+     AS v(id, name, queue, args, kwargs, priority, max_attempts, run_at, created_at)
+
+-- name: select_key
+SELECT id FROM tasks WHERE idempotency_key = $1
+
+-- name: count_queued
+SELECT COUNT(*) FROM tasks WHERE state = 'queued'
+
+-- name: finish
+-- Mirrors SQLite's finish. RETURNING the ordinality tells exactly which change
+-- applied, even when two changes in one batch name the same task.
+UPDATE tasks SET
+    state = v.state,
+    result = v.result,
+    error_type = CASE WHEN v.refund THEN tasks.error_type ELSE v.error_type END,
+    error_message = CASE WHEN v.refund THEN tasks.error_message ELSE v.error_message END,
+    error_traceback = CASE WHEN v.refund THEN tasks.error_traceback ELSE v.error_traceback END,
+    run_at = COALESCE(v.run_at, tasks.run_at),
+    attempts = tasks.attempts - CASE WHEN v.refund THEN 1 ELSE 0 END,
+    progress_current = COALESCE(v.progress_current, tasks.progress_current),
+    progress_total = COALESCE(v.progress_total, tasks.progress_total),
+    progress_message = COALESCE(v.progress_message, tasks.progress_message),
+    started_at = CASE WHEN v.state = 'queued' THEN NULL ELSE tasks.started_at END,
+    finished_at = CASE WHEN v.state = 'queued' THEN NULL ELSE $13::float8 END,
+    lease_owner = NULL,
+    lease_expires_at = NULL,
+    version = tasks.version + 1
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::float8[], $8::bool[], $9::float8[], $10::float8[], $11::text[], $12::text[])
+     WITH ORDINALITY
+     AS v(id, state, result, error_type, error_message, error_traceback, run_at, refund,
+          progress_current, progress_total, progress_message, owner, ord)
+WHERE tasks.id = v.id AND tasks.lease_owner = v.owner
+    AND (tasks.state = 'running' OR (tasks.state = 'cancelling' AND v.state = 'cancelled'))
+RETURNING v.ord
+
+-- name: progress
+UPDATE tasks SET
+    progress_current = v.current, progress_total = v.total, progress_message = v.message,
+    version = tasks.version + 1
+FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[], $5::text[])
+     AS v(id, owner, current, total, message)
+WHERE tasks.id = v.id AND tasks.state IN ('running', 'cancelling') AND tasks.lease_owner = v.owner
+
+-- name: claim
+-- The due rows are picked in a MATERIALIZED CTE, which runs exactly once. In the
+-- form "UPDATE ... WHERE id IN (SELECT ... LIMIT n FOR UPDATE SKIP LOCKED)" the
+-- planner may put the subquery on the inner side of a nested loop and rescan it
+-- per outer row; each rescan skips the rows this statement already updated and
+-- picks new ones, so more than n tasks get claimed.
+WITH due AS MATERIALIZED (
+    SELECT id FROM tasks
+    WHERE state = 'queued' AND run_at <= $1 AND {queue_match}
+    ORDER BY priority DESC, run_at, id
+    LIMIT $5
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE tasks SET
+    state = 'running', attempts = attempts + 1, started_at = $1 + {waited}, lease_owner = $2,
+    lease_expires_at = $3 + {waited}, version = version + 1
+FROM due
+WHERE tasks.id = due.id
+RETURNING {columns}
+
+-- name: renew
+UPDATE tasks SET lease_expires_at = $1 + {waited} WHERE id = ANY($2::text[])
+    AND state IN ('running', 'cancelling') AND lease_owner = $3 RETURNING id
+
+-- name: release
+-- Gives claimed tasks back; one asked to stop ends cancelled instead (see Store.release).
+UPDATE tasks SET version = version + 1, lease_owner = NULL,
+    lease_expires_at = NULL,
+    state = CASE state WHEN 'cancelling' THEN 'cancelled' ELSE 'queued' END,
+    attempts = CASE state WHEN 'cancelling' THEN attempts
+        ELSE GREATEST(attempts - 1, 0) END,
+    started_at = CASE state WHEN 'cancelling' THEN started_at END,
+    finished_at = CASE state WHEN 'cancelling' THEN $3::float8 END
+WHERE id = ANY($1::text[])
+    AND state IN ('running', 'cancelling') AND lease_owner = $2 RETURNING id
+
+-- name: reclaim_failed
+UPDATE tasks SET state = 'failed', finished_at = $1, lease_owner = NULL,
+    lease_expires_at = NULL, error_type = 'WorkerLostError', error_message = $2,
+    error_traceback = NULL, version = version + 1
+WHERE state = 'running' AND lease_expires_at < $1 AND attempts >= max_attempts
+RETURNING id
+
+-- name: reclaim_requeued
+UPDATE tasks SET state = 'queued', started_at = NULL, lease_owner = NULL,
+    lease_expires_at = NULL, run_at = $1, version = version + 1
+WHERE state = 'running' AND lease_expires_at < $1 RETURNING id
+
+-- name: reclaim_cancelled
+UPDATE tasks SET state = 'cancelled', finished_at = $1, lease_owner = NULL,
+    lease_expires_at = NULL, version = version + 1
+WHERE state = 'cancelling' AND lease_expires_at < $1 RETURNING id
+
+-- name: cancel
+-- Queued tasks are cancelled at once; running ones are asked to stop (see Store.cancel).
+UPDATE tasks SET version = version + 1,
+    state = CASE state WHEN 'running' THEN 'cancelling' ELSE 'cancelled' END,
+    finished_at = CASE state WHEN 'running' THEN NULL ELSE $1::float8 END,
+    lease_owner = CASE state WHEN 'running' THEN lease_owner END,
+    lease_expires_at = CASE state WHEN 'running' THEN lease_expires_at END
+WHERE id = $2 AND state IN ('queued', 'running')
+
+-- name: retry
+UPDATE tasks SET state = 'queued', attempts = 0, run_at = $1, started_at = NULL,
+    finished_at = NULL, result = NULL, error_type = NULL, error_message = NULL,
+    error_traceback = NULL, progress_current = NULL, progress_total = NULL,
+    progress_message = NULL, version = version + 1
+WHERE id = $2 AND state IN ('failed', 'cancelled') RETURNING id
+
+-- name: purge
+WITH old AS MATERIALIZED (
+    SELECT id FROM tasks
+    WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at < $1
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM tasks USING old WHERE tasks.id = old.id
+
+-- name: get
+SELECT {columns} FROM tasks WHERE id = $1
+
+-- name: get_many
+SELECT {columns} FROM tasks WHERE id = ANY($1::text[])
+
+-- name: next_run_at
+SELECT MIN(run_at) FROM tasks WHERE state = 'queued'
+    AND queue = ANY($1::text[]) AND run_at > $2
+
+-- name: cancel_requests
+SELECT id FROM tasks WHERE state = 'cancelling' AND lease_owner = $1

@@ -1,0 +1,135 @@
+-- Named queries of the SQLite backend (loaded by tasks/store/queries.py).
+-- {placeholders} are filled by the Python that uses the query: {columns} with
+-- tasks.store.rows.COLUMNS, {marks} with one "?" per value of an IN list,
+-- {rows} with one VALUES row per change.
+
+-- name: migrations_table
+CREATE TABLE IF NOT EXISTS tasks_schema_migrations
+    (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)
+
+-- name: migration_applied
+SELECT 1 FROM tasks_schema_migrations WHERE version = ?
+
+-- name: record_migration
+INSERT INTO tasks_schema_migrations VALUES (?, ?, ?)
+
+-- name: touch_migrations
+-- A row update that changes nothing: rolled back, it only proves the file is writable.
+UPDATE tasks_schema_migrations SET applied_at = applied_at
+WHERE version = (SELECT MAX(version) FROM tasks_schema_migrations)
+
+-- name: insert
+INSERT INTO tasks (id, name, queue, state, args, kwargs, priority, max_attempts,
+    run_at, created_at, idempotency_key) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)
+
+-- name: insert_keyed
+INSERT INTO tasks (id, name, queue, state, args, kwargs, priority, max_attempts,
+    run_at, created_at, idempotency_key) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (idempotency_key) DO NOTHING RETURNING id
+
+-- name: select_key
+SELECT id FROM tasks WHERE idempotency_key = ?
+
+-- name: count_queued
+SELECT COUNT(*) FROM tasks WHERE state = 'queued'
+
+-- name: finish
+-- {rows}: one "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" per change; column1..column12 are
+-- id, state, result, error type/message/traceback, run_at, refund, progress
+-- current/total/message, owner. The first "?" (finished_at) is the batch clock.
+UPDATE tasks SET
+    state = v.column2,
+    result = v.column3,
+    error_type = CASE WHEN v.column8 THEN tasks.error_type ELSE v.column4 END,
+    error_message = CASE WHEN v.column8 THEN tasks.error_message ELSE v.column5 END,
+    error_traceback = CASE WHEN v.column8 THEN tasks.error_traceback ELSE v.column6 END,
+    run_at = COALESCE(v.column7, tasks.run_at),
+    attempts = tasks.attempts - v.column8,
+    progress_current = COALESCE(v.column9, tasks.progress_current),
+    progress_total = COALESCE(v.column10, tasks.progress_total),
+    progress_message = COALESCE(v.column11, tasks.progress_message),
+    started_at = CASE WHEN v.column2 = 'queued' THEN NULL ELSE tasks.started_at END,
+    finished_at = CASE WHEN v.column2 = 'queued' THEN NULL ELSE ? END,
+    lease_owner = NULL,
+    lease_expires_at = NULL,
+    version = tasks.version + 1
+FROM (VALUES {rows}) AS v
+WHERE tasks.id = v.column1 AND tasks.lease_owner = v.column12
+    AND (tasks.state = 'running' OR (tasks.state = 'cancelling' AND v.column2 = 'cancelled'))
+RETURNING tasks.id
+
+-- name: progress
+UPDATE tasks SET progress_current = ?, progress_total = ?, progress_message = ?,
+    version = version + 1
+WHERE id = ? AND state IN ('running', 'cancelling') AND lease_owner = ?
+
+-- name: claim
+-- {marks}: one "?" per queue.
+UPDATE tasks SET state = 'running', attempts = attempts + 1, started_at = ?,
+    lease_owner = ?, lease_expires_at = ?, version = version + 1
+WHERE id IN (SELECT id FROM tasks WHERE state = 'queued' AND run_at <= ?
+    AND queue IN ({marks}) ORDER BY priority DESC, run_at, id LIMIT ?)
+RETURNING {columns}
+
+-- name: renew
+UPDATE tasks SET lease_expires_at = ? WHERE id IN ({marks})
+    AND state IN ('running', 'cancelling') AND lease_owner = ? RETURNING id
+
+-- name: release
+-- Gives claimed tasks back; one asked to stop ends cancelled instead (see Store.release).
+UPDATE tasks SET version = version + 1, lease_owner = NULL, lease_expires_at = NULL,
+    state = CASE state WHEN 'cancelling' THEN 'cancelled' ELSE 'queued' END,
+    attempts = CASE state WHEN 'cancelling' THEN attempts ELSE MAX(attempts - 1, 0) END,
+    started_at = CASE state WHEN 'cancelling' THEN started_at END,
+    finished_at = CASE state WHEN 'cancelling' THEN ? END
+WHERE id IN ({marks})
+    AND state IN ('running', 'cancelling') AND lease_owner = ? RETURNING id
+
+-- name: reclaim_failed
+UPDATE tasks SET state = 'failed', finished_at = ?, lease_owner = NULL,
+    lease_expires_at = NULL, error_type = 'WorkerLostError', error_message = ?,
+    error_traceback = NULL, version = version + 1
+WHERE state = 'running' AND lease_expires_at < ? AND attempts >= max_attempts
+RETURNING id
+
+-- name: reclaim_requeued
+UPDATE tasks SET state = 'queued', started_at = NULL, lease_owner = NULL,
+    lease_expires_at = NULL, run_at = ?, version = version + 1
+WHERE state = 'running' AND lease_expires_at < ? RETURNING id
+
+-- name: reclaim_cancelled
+UPDATE tasks SET state = 'cancelled', finished_at = ?, lease_owner = NULL,
+    lease_expires_at = NULL, version = version + 1
+WHERE state = 'cancelling' AND lease_expires_at < ? RETURNING id
+
+-- name: cancel
+-- Queued tasks are cancelled at once; running ones are asked to stop (see Store.cancel).
+UPDATE tasks SET version = version + 1,
+    state = CASE state WHEN 'running' THEN 'cancelling' ELSE 'cancelled' END,
+    finished_at = CASE state WHEN 'running' THEN NULL ELSE ? END,
+    lease_owner = CASE state WHEN 'running' THEN lease_owner END,
+    lease_expires_at = CASE state WHEN 'running' THEN lease_expires_at END
+WHERE id = ? AND state IN ('queued', 'running')
+
+-- name: retry
+UPDATE tasks SET state = 'queued', attempts = 0, run_at = ?, started_at = NULL,
+    finished_at = NULL, result = NULL, error_type = NULL, error_message = NULL,
+    error_traceback = NULL, progress_current = NULL, progress_total = NULL,
+    progress_message = NULL, version = version + 1
+WHERE id = ? AND state IN ('failed', 'cancelled')
+
+-- name: purge
+DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state IN
+    ('succeeded', 'failed', 'cancelled') AND finished_at < ? LIMIT ?) RETURNING id
+
+-- name: get
+SELECT {columns} FROM tasks WHERE id = ?
+
+-- name: get_many
+SELECT {columns} FROM tasks WHERE id IN ({marks})
+
+-- name: next_run_at
+SELECT MIN(run_at) FROM tasks WHERE state = 'queued' AND queue IN ({marks}) AND run_at > ?
+
+-- name: cancel_requests
+SELECT id FROM tasks WHERE state = 'cancelling' AND lease_owner = ?

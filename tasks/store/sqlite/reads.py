@@ -1,0 +1,96 @@
+"""Queries of SQLite: tasks by id, listings, counts, the next due time, cancel requests.
+
+:class:`SQLiteReads` is mixed into the store, which provides :meth:`_read`
+(a query on the read-only connection, which WAL lets run while a write is
+in progress).
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from typing import Any
+
+from tasks.model import State, TaskRecord
+from tasks.store import rows as shared_rows
+from tasks.store.listing import Listings
+from tasks.store.queries import load_queries
+from tasks.store.rows import COLUMNS, record_from_row, summary_columns
+from tasks.store.sqlite.binding import chunks, marks
+
+_SQL = load_queries("sqlite")
+_GET = _SQL["get"].format(columns=COLUMNS)
+
+
+class SQLiteReads(Listings):
+    """The read half of :class:`~tasks.store.base.Store` for SQLite."""
+
+    async def _read(self, sql: str, params: Sequence[Any] = ()) -> builtins.list[Any]:
+        """All rows of ``sql``; raises :class:`~tasks.errors.StoreUnavailableError`."""
+        raise NotImplementedError
+
+    async def get(self, task_id: str) -> TaskRecord | None:
+        """One task by id; see :meth:`Store.get`."""
+        rows = await self._read(_GET, (task_id,))
+        return record_from_row(rows[0]) if rows else None
+
+    async def get_many(self, task_ids: Sequence[str]) -> builtins.list[TaskRecord]:
+        """Several tasks by id; see :meth:`Store.get_many`."""
+        records: builtins.list[TaskRecord] = []
+        for chunk in chunks(builtins.list(task_ids)):
+            rows = await self._read(
+                _SQL["get_many"].format(columns=COLUMNS, marks=marks(chunk)), chunk
+            )
+            records += [record_from_row(row) for row in rows]
+        return records
+
+    # SQLite 3.43 added octet_length(); the cast reads the UTF-8 bytes of the text as is.
+    _summary_columns = summary_columns("length(CAST({} AS BLOB))")
+
+    async def _select(
+        self,
+        columns: str,
+        *,
+        state: State | None = None,
+        name: str | None = None,
+        cursor: str | None = None,
+        task_id: str | None = None,
+        limit: int = 1,
+    ) -> Sequence[Any]:
+        """Rows for :class:`~tasks.store.listing.Listings`, newest first."""
+        where, params = [], []
+        for condition, value in (
+            ("state = ?", None if state is None else state.value),
+            ("name = ?", name),
+            ("id < ?", cursor),
+            ("id = ?", task_id),
+        ):
+            if value is not None:
+                where.append(condition)
+                params.append(value)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        return await self._read(
+            f"SELECT {columns} FROM tasks {clause} ORDER BY id DESC LIMIT ?", [*params, limit]
+        )
+
+    async def count_by_state(self) -> dict[State, int]:
+        """Counts per state; see :meth:`Store.count_by_state`."""
+        return await shared_rows.count_by_state(self._read)
+
+    async def count_by_name(self) -> dict[str, dict[State, int]]:
+        """Counts per name and state; see :meth:`Store.count_by_name`."""
+        return await shared_rows.count_by_name(self._read)
+
+    async def next_run_at(self, queues: Sequence[str], after: float) -> float | None:
+        """The next due time; see :meth:`Store.next_run_at`."""
+        rows = await self._read(_SQL["next_run_at"].format(marks=marks(queues)), [*queues, after])
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
+
+    async def cancel_requests(self, owner: str) -> builtins.list[str]:
+        """Tasks asked to stop; see :meth:`Store.cancel_requests`."""
+        rows = await self._read(_SQL["cancel_requests"], (owner,))
+        return [row[0] for row in rows]
+
+    async def count_queued(self) -> int:
+        """Backlog size; see :meth:`Store.count_queued`."""
+        return await shared_rows.count_queued(self._read)
