@@ -11,7 +11,8 @@ without failing the calls it shares a transaction with.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import builtins
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -48,6 +49,15 @@ class Reclaimed:
     requeued: list[str]
     failed: list[str]
     cancelled: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleState:
+    """What the store keeps of a schedule: the latest slot fired, and whether it is paused."""
+
+    name: str
+    last_slot: float
+    paused: bool
 
 
 def queue_full(queued: int, bound: int) -> QueueFullError:
@@ -196,6 +206,29 @@ class Store(Protocol):
 
     async def next_run_at(self, queues: Sequence[str], after: float) -> float | None:
         """The earliest ``run_at`` later than ``after`` of the queued tasks in ``queues``."""
+
+    async def register_schedules(self, first_slots: Mapping[str, float]) -> None:
+        """Record the schedules not seen before, as fired up to the given slot.
+
+        Schedules already recorded keep their state: whichever process comes
+        first decides where a new schedule starts.
+        """
+
+    async def schedule_states(self) -> dict[str, ScheduleState]:
+        """Every recorded schedule's state, by name."""
+
+    async def fire_schedule(
+        self, name: str, slot: float, tasks: Sequence[NewTask]
+    ) -> builtins.list[Inserted]:
+        """Insert the tasks of a schedule's due slots and record ``slot`` as fired.
+
+        One transaction: the tasks (keyed by schedule and slot, so a slot's task
+        exists once however many processes fire it) and the schedule's latest
+        fired slot, which only moves forward.
+        """
+
+    async def set_schedule_paused(self, name: str, paused: bool) -> ScheduleState | None:
+        """Pause or resume a recorded schedule; None if it was never recorded."""
 
     async def count_queued(self) -> int:
         """How many tasks wait in the queue (for the bounded backlog)."""

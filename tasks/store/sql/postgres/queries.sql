@@ -164,3 +164,18 @@ SELECT MIN(run_at) FROM tasks WHERE state = 'queued'
 
 -- name: cancel_requests
 SELECT id FROM tasks WHERE state = 'cancelling' AND lease_owner = $1
+
+-- name: schedule_register
+INSERT INTO tasks_schedules (name, last_slot, paused, updated_at)
+SELECT n, s, false, $3 FROM unnest($1::text[], $2::float8[]) AS v(n, s)
+ON CONFLICT (name) DO NOTHING
+
+-- name: schedule_states
+SELECT name, last_slot, paused FROM tasks_schedules
+
+-- name: schedule_fired
+UPDATE tasks_schedules SET last_slot = GREATEST(last_slot, $1), updated_at = $2 WHERE name = $3
+
+-- name: schedule_paused
+UPDATE tasks_schedules SET paused = $1, updated_at = $2 WHERE name = $3
+RETURNING name, last_slot, paused

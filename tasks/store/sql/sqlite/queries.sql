@@ -133,3 +133,17 @@ SELECT MIN(run_at) FROM tasks WHERE state = 'queued' AND queue IN ({marks}) AND 
 
 -- name: cancel_requests
 SELECT id FROM tasks WHERE state = 'cancelling' AND lease_owner = ?
+
+-- name: schedule_register
+INSERT INTO tasks_schedules (name, last_slot, paused, updated_at) VALUES (?, ?, 0, ?)
+ON CONFLICT (name) DO NOTHING
+
+-- name: schedule_states
+SELECT name, last_slot, paused FROM tasks_schedules
+
+-- name: schedule_fired
+UPDATE tasks_schedules SET last_slot = MAX(last_slot, ?), updated_at = ? WHERE name = ?
+
+-- name: schedule_paused
+UPDATE tasks_schedules SET paused = ?, updated_at = ? WHERE name = ?
+RETURNING name, last_slot, paused
