@@ -11,8 +11,7 @@ task id and use ``ON CONFLICT ... DO NOTHING``.
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,25 +19,27 @@ import aiosqlite
 from quart import Quart, current_app
 
 from app.lifecycle import close_when_serving_ends
+from app.migrations import Schema, migrate
+from app.statements import immediate
 
-log = logging.getLogger("app.db")
-
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
+SCHEMA = Schema(
+    "the app database",
     (
-        """CREATE TABLE records (
+        (
+            """CREATE TABLE records (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             task_id TEXT NOT NULL UNIQUE,
             data TEXT NOT NULL,
             created_at REAL NOT NULL
         )""",
-    ),
-    (
-        """CREATE TABLE users (
+        ),
+        (
+            """CREATE TABLE users (
             email TEXT PRIMARY KEY,
             name TEXT NOT NULL,
             created_at REAL NOT NULL
         )""",
-        """CREATE TABLE outbox (
+            """CREATE TABLE outbox (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             task_id TEXT NOT NULL UNIQUE,
             sender TEXT NOT NULL,
@@ -47,9 +48,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             body TEXT NOT NULL,
             created_at REAL NOT NULL
         )""",
-    ),
-    (
-        """CREATE TABLE uploads (
+        ),
+        (
+            """CREATE TABLE uploads (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             name TEXT NOT NULL,
             path TEXT NOT NULL,
@@ -57,12 +58,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             task_id TEXT NOT NULL,
             received_at REAL NOT NULL
         )""",
+        ),
     ),
+    # The runner before app/migrations.py kept the version here; a file it
+    # migrated is adopted at that version.
+    legacy_version="PRAGMA user_version",
+    hint="upgrade the app or point APP_DATABASE_PATH elsewhere",
 )
-"""Schema steps, oldest first; step ``n`` (1-based) brings ``PRAGMA user_version`` to ``n``.
-
-Append new steps; never edit a step that has shipped.
-"""
+"""The app file's steps (see :mod:`app.migrations`): append new ones, never edit a shipped one."""
 
 
 class AppDatabase:
@@ -88,7 +91,7 @@ class AppDatabase:
             connection.row_factory = aiosqlite.Row
             await connection.execute("PRAGMA busy_timeout = 10000")
             await connection.execute("PRAGMA journal_mode = WAL")
-            await migrate(connection)
+            await migrate(SCHEMA, immediate(connection))
         except BaseException:
             await connection.close()
             raise
@@ -127,37 +130,6 @@ class AppDatabase:
             if self._connection is not None:
                 connection, self._connection = self._connection, None
                 await connection.close()
-
-
-async def migrate(
-    connection: aiosqlite.Connection, migrations: Iterable[Sequence[str]] = MIGRATIONS
-) -> int:
-    """Apply the steps the file has not had yet; returns the resulting version.
-
-    ``BEGIN IMMEDIATE`` takes the write lock before the version is read, so
-    several workers starting at once migrate one after another, never twice.
-    """
-    steps = list(migrations)
-    await connection.execute("BEGIN IMMEDIATE")
-    try:
-        async with connection.execute("PRAGMA user_version") as cursor:
-            row = await cursor.fetchone()
-        version = int(row[0]) if row else 0
-        if version > len(steps):
-            raise RuntimeError(
-                f"the app database is at schema version {version}, newer than this code"
-                f" ({len(steps)}); upgrade the app or point APP_DATABASE_PATH elsewhere"
-            )
-        for number, statements in enumerate(steps[version:], start=version + 1):
-            for statement in statements:
-                await connection.execute(statement)
-            await connection.execute(f"PRAGMA user_version = {number}")
-            log.info("app database migrated to version %d", number)
-        await connection.execute("COMMIT")
-    except BaseException:
-        await connection.execute("ROLLBACK")
-        raise
-    return len(steps)
 
 
 def init_db(app: Quart, path: Path) -> AppDatabase:

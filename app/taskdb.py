@@ -9,18 +9,16 @@ opens that connection from ``TASKS_DATABASE_URL`` (as resolved by the task
 system), applies the app's migrations there and hands out transactions;
 ``tasks.enqueue_in(transaction.connection, ...)`` adds tasks to one.
 
-SQL is written once with ``?`` placeholders and portable types; on
-PostgreSQL each ``?`` becomes ``$1``, ``$2``, ... The app's tables are
-versioned in their own ``app_schema_migrations`` table, apart from the
-engine's ``tasks_schema_migrations``.
+SQL is written once with ``?`` placeholders and portable types
+(:mod:`app.statements`). The app's tables are versioned by
+:mod:`app.migrations` in their own ``app_schema_migrations`` table, apart
+from the engine's ``tasks_schema_migrations``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -30,33 +28,29 @@ import aiosqlite
 from quart import Quart, current_app
 
 from app.lifecycle import close_when_serving_ends
+from app.migrations import Schema, migrate
+from app.statements import Transaction, immediate
 from tasks import StoreUnavailableError, Tasks
 from tasks.store.sqlite import sqlite_path
 
-log = logging.getLogger("app.taskdb")
-
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
+SCHEMA = Schema(
+    "the app's tables in the task database",
     (
-        """CREATE TABLE record_requests (
+        (
+            """CREATE TABLE record_requests (
             task_id TEXT PRIMARY KEY,
             data TEXT NOT NULL,
             request_key TEXT UNIQUE,
             requested_at DOUBLE PRECISION NOT NULL,
             done_at DOUBLE PRECISION
         )""",
+        ),
     ),
 )
-"""The app's schema steps in the task database, oldest first (version ``n`` is step ``n``).
-
-Append new steps; never edit a step that has shipped.
-"""
+"""The app's steps in the task database (see :mod:`app.migrations`); never edit a shipped one."""
 
 _MIGRATION_LOCK = 0x617070  # pg_advisory_xact_lock key: starters migrate one at a time
 _BUSY_TIMEOUT_MS = 10_000
-
-
-class ConflictError(Exception):
-    """A write broke a uniqueness rule; the transaction it ran in is rolled back."""
 
 
 def _driver_errors(url: str) -> tuple[type[BaseException], ...]:
@@ -67,45 +61,6 @@ def _driver_errors(url: str) -> tuple[type[BaseException], ...]:
 
         errors += (asyncpg.PostgresError, asyncpg.InterfaceError)
     return errors
-
-
-class Transaction:
-    """One open transaction on the task database.
-
-    ``connection`` is the driver's connection (aiosqlite or asyncpg): pass it
-    to ``tasks.enqueue_in`` to enqueue inside this transaction.
-    """
-
-    def __init__(self, connection: Any, postgres: bool) -> None:
-        self.connection = connection
-        self.postgres = postgres
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run one statement; returns the rows it changed. Raises ConflictError."""
-        if self.postgres:
-            import asyncpg
-
-            try:
-                status: str = await self.connection.execute(_numbered(sql), *params)
-            except asyncpg.UniqueViolationError as exc:
-                raise ConflictError(str(exc)) from exc
-            count = status.rsplit(" ", 1)[-1]  # "INSERT 0 1", "UPDATE 2", "CREATE TABLE"
-            return int(count) if count.isdigit() else 0
-        try:
-            cursor = await self.connection.execute(sql, params)
-        except sqlite3.IntegrityError as exc:
-            if "UNIQUE" in str(exc):
-                raise ConflictError(str(exc)) from exc
-            raise
-        await cursor.close()
-        return int(cursor.rowcount)
-
-    async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """Run a query; rows come back as dicts."""
-        if self.postgres:
-            return [dict(row) for row in await self.connection.fetch(_numbered(sql), *params)]
-        async with self.connection.execute(sql, params) as cursor:
-            return [dict(row) for row in await cursor.fetchall()]
 
 
 class TaskDatabase:
@@ -147,7 +102,7 @@ class TaskDatabase:
             try:
                 connection.row_factory = aiosqlite.Row
                 await connection.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-                await _migrate(Transaction(connection, postgres=False), begin=True)
+                await migrate(SCHEMA, immediate(connection))
             except BaseException:
                 await connection.close()
                 raise
@@ -159,9 +114,7 @@ class TaskDatabase:
                 url, min_size=1, max_size=4, server_settings={"application_name": "app.taskdb"}
             )
             try:
-                async with pool.acquire() as connection, connection.transaction():
-                    await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-                    await _migrate(Transaction(connection, postgres=True), begin=False)
+                await migrate(SCHEMA, _advisory_locked(pool))
             except BaseException:
                 await pool.close()
                 raise
@@ -188,16 +141,8 @@ class TaskDatabase:
     async def _sqlite_transaction(self) -> AsyncIterator[Transaction]:
         connection = self._sqlite
         assert connection is not None
-        async with self._sqlite_lock:
-            # IMMEDIATE: take the write lock now, so no later statement fails as "locked".
-            await connection.execute("BEGIN IMMEDIATE")
-            try:
-                yield Transaction(connection, postgres=False)
-                await connection.execute("COMMIT")
-            except BaseException:
-                if connection.in_transaction:
-                    await connection.execute("ROLLBACK")
-                raise
+        async with self._sqlite_lock, immediate(connection) as transaction:
+            yield transaction
 
     async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Run one query outside any transaction of the caller's."""
@@ -226,51 +171,12 @@ class TaskDatabase:
                 await pool.close()
 
 
-async def _migrate(transaction: Transaction, *, begin: bool) -> None:
-    """Apply the steps not applied yet, all in one transaction.
-
-    On SQLite ``begin`` opens it with ``BEGIN IMMEDIATE`` (the write lock is
-    taken before the versions are read); on PostgreSQL the caller holds the
-    transaction and an advisory lock. Either way concurrent starters migrate
-    one after another, never twice.
-    """
-    connection = transaction.connection
-    if begin:
-        await connection.execute("BEGIN IMMEDIATE")
-    try:
-        await transaction.execute(
-            "CREATE TABLE IF NOT EXISTS app_schema_migrations"
-            " (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
-        )
-        rows = await transaction.fetch_all(
-            "SELECT MAX(version) AS version FROM app_schema_migrations"
-        )
-        current = rows[0]["version"] or 0
-        if current > len(MIGRATIONS):
-            raise RuntimeError(
-                f"the app's tables in the task database are at version {current},"
-                f" newer than this code ({len(MIGRATIONS)})"
-            )
-        for version, statements in enumerate(MIGRATIONS[current:], start=current + 1):
-            for statement in statements:
-                await transaction.execute(statement)
-            await transaction.execute(
-                "INSERT INTO app_schema_migrations (version, applied_at) VALUES (?, ?)",
-                (version, time.time()),
-            )
-            log.info("app tables in the task database migrated to version %d", version)
-        if begin:
-            await connection.execute("COMMIT")
-    except BaseException:
-        if begin and connection.in_transaction:
-            await connection.execute("ROLLBACK")
-        raise
-
-
-def _numbered(sql: str) -> str:
-    """``?`` placeholders as PostgreSQL's ``$1``, ``$2``, ..."""
-    parts = sql.split("?")
-    return parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], start=1))
+@asynccontextmanager
+async def _advisory_locked(pool: Any) -> AsyncIterator[Transaction]:
+    """A PostgreSQL transaction holding the app's migration lock until it ends."""
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+        yield Transaction(connection, postgres=True)
 
 
 def init_task_db(app: Quart, tasks: Tasks) -> TaskDatabase:

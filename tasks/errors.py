@@ -47,6 +47,10 @@ class TaskNotFoundError(TasksError):
     """No task has the given id."""
 
 
+class ScheduleNotFoundError(TasksError):
+    """No schedule has the given name."""
+
+
 class InvalidStateError(TasksError):
     """The operation does not apply to the task in its current state."""
 

@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tasks.errors import ConfigurationError, UnknownTaskError
+from tasks.errors import ConfigurationError, ScheduleNotFoundError, UnknownTaskError
 from tasks.events import TaskEvent
 from tasks.model import NewTask, new_id
 from tasks.schedules import Schedule, iso
@@ -26,7 +26,7 @@ from tasks.serialization import dumps
 if TYPE_CHECKING:
     from tasks.registry import Task
     from tasks.runtime import Runtime
-    from tasks.store.base import ScheduleState
+    from tasks.store.base import ScheduleState, Store
 
 log = logging.getLogger("tasks")
 
@@ -42,15 +42,30 @@ class Schedules:
         self.by_name: dict[str, Schedule] = {}
 
     def add(self, schedule: Schedule) -> Schedule:
-        """Declare a schedule; its task must be registered and its arguments bind."""
+        """Declare a schedule (its task may be registered later: see :meth:`check`)."""
         if schedule.name in self.by_name:
             raise ConfigurationError(f"a schedule named {schedule.name!r} is already declared")
-        task = self._registry.get(schedule.task_name)
-        if task is None:
-            raise UnknownTaskError(f"schedule {schedule.name!r}: no task {schedule.task_name!r}")
-        task.check_arguments(schedule.args, schedule.kwargs)
+        if schedule.task_name in self._registry:
+            self._check(schedule)
         self.by_name[schedule.name] = schedule
         return schedule
+
+    def check(self) -> None:
+        """Raise if a schedule's task is not registered or its arguments do not bind.
+
+        Called when the app starts, so a typo in a schedule stops the start
+        with a clear message instead of failing at every slot.
+        """
+        for schedule in self:
+            self._check(schedule)
+
+    def _check(self, schedule: Schedule) -> None:
+        task = self._registry.get(schedule.task_name)
+        if task is None:
+            raise UnknownTaskError(
+                f"schedule {schedule.name!r} runs {schedule.task_name!r}, which is not registered"
+            )
+        task.check_arguments(schedule.args, schedule.kwargs)
 
     def __iter__(self) -> Any:
         return iter(self.by_name.values())
@@ -83,6 +98,24 @@ class ScheduleView:
             "last_slot": iso(None if state is None else state.last_slot),
             "next_slot": None if paused else iso(schedule.next_after(now)),
         }
+
+
+async def views(schedules: Schedules, store: Store) -> list[ScheduleView]:
+    """Every declared schedule with its stored state (None until a worker process saw it)."""
+    states = await store.schedule_states()
+    return [ScheduleView(s, states.get(s.name)) for s in schedules]
+
+
+async def set_paused(schedules: Schedules, store: Store, name: str, paused: bool) -> ScheduleView:
+    """Pause or resume a declared schedule, in the store: it holds across processes."""
+    schedule = schedules.by_name.get(name)
+    if schedule is None:
+        raise ScheduleNotFoundError(f"no schedule named {name!r}")
+    state = await store.set_schedule_paused(name, paused)
+    if state is None:  # no worker process has registered it yet
+        await store.register_schedules({name: schedule.latest_at_or_before(time.time())})
+        state = await store.set_schedule_paused(name, paused)
+    return ScheduleView(schedule, state)
 
 
 async def run_schedules(rt: Runtime, schedules: Schedules) -> None:

@@ -29,7 +29,8 @@ from app.scenarios.responses import (
     json_object,
     text_field,
 )
-from app.taskdb import ConflictError, Transaction, init_task_db, task_db
+from app.statements import ConflictError, Transaction
+from app.taskdb import init_task_db, task_db
 from tasks import StoreUnavailableError, TaskHandle, current_task
 from tasks.web.errors import render_tasks_error
 

@@ -11,8 +11,10 @@ hand their work to the app's event loop; on the loop thread they raise
 """
 
 from tasks.compat.bridge import BlockingCallError
-from tasks.compat.celery_api import CeleryTask, CeleryTasks, TaskRequest
+from tasks.compat.celery_api import CeleryTasks
+from tasks.compat.celery_beat import crontab
 from tasks.compat.celery_result import AsyncResult, RemoteTaskError, TaskRevokedError
+from tasks.compat.celery_task import CeleryTask, TaskRequest
 from tasks.compat.executor_api import AwaitableFuture, Executor, FutureCollection
 from tasks.compat.queue_api import TaskQueue
 
@@ -28,4 +30,5 @@ __all__ = [
     "TaskQueue",
     "TaskRequest",
     "TaskRevokedError",
+    "crontab",
 ]

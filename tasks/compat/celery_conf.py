@@ -1,9 +1,11 @@
-"""Celery's test settings on :class:`~tasks.compat.CeleryTasks`: ``conf.task_always_eager``."""
+"""Celery's settings on :class:`~tasks.compat.CeleryTasks`: ``conf.task_always_eager``,
+``conf.beat_schedule`` and ``conf.timezone``."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from tasks.compat.celery_beat import apply_beat_schedule
 from tasks.testing import Eager
 
 if TYPE_CHECKING:
@@ -22,6 +24,9 @@ class CeleryConf:
 
     def __init__(self, tasks: Tasks, always_eager: bool, propagates: bool) -> None:
         self._tasks = tasks
+        self.timezone = "UTC"
+        """Celery's ``timezone``: the zone of ``crontab`` entries in :attr:`beat_schedule`."""
+        self._beat: dict[str, Any] = {}
         self._mode: Eager | None = None
         self._propagates = propagates
         self.task_always_eager = always_eager
@@ -53,3 +58,16 @@ class CeleryConf:
         self._propagates = value
         if self._mode is not None:
             self._mode.propagate = value
+
+    @property
+    def beat_schedule(self) -> dict[str, Any]:
+        """Celery's ``beat_schedule``; setting it declares each entry as a schedule.
+
+        See :mod:`tasks.compat.celery_beat`. Set ``timezone`` first; set it once.
+        """
+        return dict(self._beat)
+
+    @beat_schedule.setter
+    def beat_schedule(self, entries: dict[str, Any]) -> None:
+        apply_beat_schedule(self._tasks, entries, self.timezone)
+        self._beat = dict(entries)

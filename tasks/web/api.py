@@ -23,6 +23,7 @@ from tasks.web.errors import (
 )
 from tasks.web.openapi import openapi_extra
 from tasks.web.payload import check_json_content_type, parse_json, read_body, validate
+from tasks.web.schedule_routes import add_schedule_routes
 from tasks.web.schemas import (
     TASK_ID_PATTERN,
     EnqueueRequest,
@@ -213,6 +214,8 @@ def create_blueprint(web: TasksWeb) -> Blueprint:
                 },
             }
         )
+
+    add_schedule_routes(bp, tasks, _errors)
 
     @bp.get("/<task_id>")
     @document_response(TaskOut, 200)

@@ -162,6 +162,31 @@ class Stats(BaseModel):
     by_name: dict[str, StateCounts]
 
 
+class ScheduleOut(BaseModel):
+    """A periodic schedule: what it runs, when, and its stored state."""
+
+    name: str
+    task: str
+    cron: str | None
+    every: float | None
+    """Seconds between slots, for interval schedules."""
+    tz: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    missed: Literal["latest", "all", "skip"]
+    paused: bool
+    last_slot: str | None
+    """The latest slot fired (ISO 8601 UTC); null until a worker process saw the schedule."""
+    next_slot: str | None
+    """The next slot (ISO 8601 UTC); null while paused."""
+
+
+class ScheduleList(BaseModel):
+    """Every schedule the app declares."""
+
+    schedules: list[ScheduleOut]
+
+
 class ErrorDetail(BaseModel):
     """What went wrong: a stable machine-readable code and a message for humans."""
 
