@@ -82,3 +82,21 @@ async def progress(
 async def echo(value: Any) -> Any:
     """Returns its argument unchanged (its size is bounded by ``TASKS_MAX_BODY_BYTES``)."""
     return value
+
+
+@tasks.task(name="demo.report", timeout=30)
+async def report() -> dict[str, int]:
+    """How many tasks are in each state: the reference app's periodic task.
+
+    Scheduled by :func:`schedule_report` (``APP_REPORT_SCHEDULE``, every
+    minute by default); it fires once per minute however many processes
+    serve the app, and shows on the dashboard like any task.
+    """
+    counts = await tasks.store.count_by_state()
+    return {state.value: n for state, n in counts.items() if n}
+
+
+def schedule_report(cron: str) -> None:
+    """Declare ``demo.report``'s schedule (once per process); an empty ``cron`` declares none."""
+    if cron and "demo.report" not in tasks.schedules.by_name:
+        tasks.schedule(report, cron=cron, name="demo.report")

@@ -27,6 +27,10 @@ from tests.servers import reap_leaks
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 
+# The reference app's minutely demo.report would add a task to any test that
+# spans a minute boundary; tests that want it set APP_REPORT_SCHEDULE themselves.
+os.environ.setdefault("APP_REPORT_SCHEDULE", "")
+
 collect_ignore = ["testing_mode/project"]
 """A user's project with its own conftest; tests/testing_mode runs it as its own pytest."""
 

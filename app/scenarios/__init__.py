@@ -7,6 +7,7 @@ from pathlib import Path
 from quart import Quart
 
 from app.db import init_db
+from app.demo import schedule_report
 from app.scenarios import (
     atomic_records,
     fire_and_forget,
@@ -28,3 +29,4 @@ def register_scenarios(app: Quart) -> None:
         app.register_blueprint(module.blueprint)
     atomic_records.init_app(app)  # its table lives in the task database
     init_side_server(app, settings, database)
+    schedule_report(settings.app_report_schedule)

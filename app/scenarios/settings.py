@@ -28,6 +28,8 @@ class AppSettings:
     """How long the first of the two jobs runs; the second runs half as long (scenario 3)."""
     app_mail_sender: str = "Quart Taskqueue <welcome@example.com>"
     """``From`` of the welcome mail (scenario 5)."""
+    app_report_schedule: str = "* * * * *"
+    """Cron expression of the periodic ``demo.report`` task (empty: not scheduled)."""
     side_server_enabled: bool = True
     """Start the TCP file-receiving side server (scenario 6)."""
     side_server_host: str = "127.0.0.1"

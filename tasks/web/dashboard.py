@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -93,6 +94,8 @@ def add_dashboard(bp: Blueprint, web: TasksWeb) -> None:
             cursor=query.cursor,
         )
         counts = await tasks.store.count_by_state()
+        now = time.time()
+        schedules = [view.to_dict(now) for view in await tasks.schedule_views()]
         names = sorted(name for name, task in tasks.registry.items() if task.http)
         return await render_template(
             "tasks_dashboard.html",
@@ -103,6 +106,7 @@ def add_dashboard(bp: Blueprint, web: TasksWeb) -> None:
             states=[state.value for state in State],
             names=names,
             counts={state.value: n for state, n in counts.items()},
+            schedules=schedules,
             percent=percent,
             excerpt=excerpt_text,
             error=error,

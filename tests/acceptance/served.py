@@ -5,6 +5,9 @@ every worker process appends ``started <task id> <pid>`` to the file named by
 ``ACCEPT_EXECUTION_LOG`` (one ``O_APPEND`` write per line, so lines from
 several processes never interleave), which lets a test count how many times
 each task body began, across kills and restarts.
+
+With ``ACCEPT_TICK_EVERY=<seconds>``, the task ``accept.tick`` runs on an
+interval schedule (missed slots: ``all``), for the schedule tests.
 """
 
 from __future__ import annotations
@@ -22,6 +25,15 @@ _LOG = os.environ.get("ACCEPT_EXECUTION_LOG")
 async def poison() -> None:
     """Kills the serving process, every time (a poison task)."""
     os._exit(1)
+
+
+@tasks.task(name="accept.tick")
+async def tick() -> None:
+    """A periodic no-op; its slots are read from the store's idempotency keys."""
+
+
+if os.environ.get("ACCEPT_TICK_EVERY"):
+    tasks.schedule(tick, every=float(os.environ["ACCEPT_TICK_EVERY"]), missed="all")
 
 
 def _record(event: TaskEvent) -> None:
