@@ -13,6 +13,7 @@ from tasks.errors import (
     TaskNotFoundError,
     TasksError,
     TaskTimeoutError,
+    TooManySnoozesError,
     UnknownTaskError,
     UnstorableResultError,
     WorkerLostError,
@@ -23,6 +24,7 @@ from tasks.extension import Tasks
 from tasks.handle import TaskHandle
 from tasks.model import ErrorInfo, Progress, State, TaskRecord
 from tasks.registry import EnqueueOptions, Task, TaskCall
+from tasks.retrying import Retry
 
 __all__ = [
     "ConfigurationError",
@@ -34,6 +36,7 @@ __all__ = [
     "PayloadError",
     "Progress",
     "QueueFullError",
+    "Retry",
     "State",
     "StoreUnavailableError",
     "Task",
@@ -47,6 +50,7 @@ __all__ = [
     "TaskTimeoutError",
     "Tasks",
     "TasksError",
+    "TooManySnoozesError",
     "UnknownTaskError",
     "UnstorableResultError",
     "WorkerLostError",

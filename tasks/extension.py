@@ -39,6 +39,7 @@ from tasks.model import NewTask, Progress, State, TaskRecord, new_id
 from tasks.offline import RunningTasks
 from tasks.orm import driver_connection
 from tasks.registry import (
+    DEFAULT_MAX_SNOOZES,
     EnqueueOptions,
     ExceptionTypes,
     ExecutorName,
@@ -123,6 +124,7 @@ class Tasks:
         retry_backoff_max: float = 300.0,
         retry_on: ExceptionTypes | None = None,
         dont_retry_on: ExceptionTypes = (),
+        max_snoozes: int = DEFAULT_MAX_SNOOZES,
     ) -> TaskDecorator: ...
 
     def task(
@@ -141,6 +143,7 @@ class Tasks:
         retry_backoff_max: float = 300.0,
         retry_on: ExceptionTypes | None = None,
         dont_retry_on: ExceptionTypes = (),
+        max_snoozes: int = DEFAULT_MAX_SNOOZES,
     ) -> Any:
         """Register a function as a task (``@tasks.task`` or ``@tasks.task(...)``).
 
@@ -152,6 +155,8 @@ class Tasks:
         names the exceptions that are retried (default: every exception),
         ``dont_retry_on`` those that fail the task at once; a lost worker is
         always run again while attempts remain. ``timeout`` is in seconds.
+        ``max_snoozes`` bounds how often a task may put itself back with
+        :class:`tasks.Retry` (see :mod:`tasks.retrying`).
         Only tasks registered with ``http=True`` can be started over the HTTP
         API (``POST /tasks``); every task can be enqueued from Python.
         """
@@ -178,6 +183,7 @@ class Tasks:
                 retry_backoff_max=retry_backoff_max,
                 retry_on=retry_on,
                 dont_retry_on=dont_retry_on,
+                max_snoozes=max_snoozes,
             )
             self.registry[task_name] = task
             return task
@@ -517,6 +523,7 @@ class Tasks:
             run_at=run_at,
             created_at=now,
             idempotency_key=options.idempotency_key,
+            timeout=options.timeout,
         )
 
     # -- inspection and control ----------------------------------------------
