@@ -13,6 +13,7 @@ hand their work to the app's event loop; on the loop thread they raise
 from tasks.compat.bridge import BlockingCallError
 from tasks.compat.celery_api import CeleryTask, CeleryTasks, TaskRequest
 from tasks.compat.celery_result import AsyncResult, RemoteTaskError, TaskRevokedError
+from tasks.compat.celery_retry import MaxRetriesExceededError
 from tasks.compat.executor_api import AwaitableFuture, Executor, FutureCollection
 from tasks.compat.queue_api import TaskQueue
 
@@ -24,6 +25,7 @@ __all__ = [
     "CeleryTasks",
     "Executor",
     "FutureCollection",
+    "MaxRetriesExceededError",
     "RemoteTaskError",
     "TaskQueue",
     "TaskRequest",

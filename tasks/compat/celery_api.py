@@ -31,6 +31,7 @@ from tasks.compat.celery_result import (
     AsyncResult,
     rebuild_exception,
 )
+from tasks.compat.celery_retry import DEFAULT_RETRY_DELAY, CeleryRetry, retry_task
 from tasks.context import current_task
 from tasks.errors import InvalidArgumentsError
 from tasks.events import TaskEvent
@@ -77,6 +78,8 @@ class CeleryTask(Generic[R]):
         self.owner = owner
         self.fn = fn
         self.bind = bind
+        self.max_retries = MAX_RETRIES
+        self.default_retry_delay = DEFAULT_RETRY_DELAY
         self.task: Task[..., Any]
         self.name = ""
         self.__doc__ = fn.__doc__
@@ -101,6 +104,18 @@ class CeleryTask(Generic[R]):
         except RuntimeError:
             return False
         return context.name == self.name and context.cancelled
+
+    def retry(
+        self,
+        *,
+        exc: BaseException | None = None,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        max_retries: int | None = None,
+    ) -> CeleryRetry:
+        """Celery's ``raise self.retry(exc=..., countdown=...)``: run again later, spending
+        an attempt; see :mod:`tasks.compat.celery_retry`."""
+        return retry_task(self, exc=exc, countdown=countdown, eta=eta, max_retries=max_retries)
 
     @property
     def request(self) -> TaskRequest:
@@ -270,6 +285,7 @@ class CeleryTasks:
         max_retries: int | None = MAX_RETRIES,
         max_attempts: int | None = None,
         executor: ExecutorName | None = None,
+        default_retry_delay: float = DEFAULT_RETRY_DELAY,
         **options: Any,
     ) -> Callable[[Callable[..., Any]], CeleryTask[Any]]: ...
 
@@ -288,6 +304,7 @@ class CeleryTasks:
         max_retries: int | None = MAX_RETRIES,
         max_attempts: int | None = None,
         executor: ExecutorName | None = None,
+        default_retry_delay: float = DEFAULT_RETRY_DELAY,
         **options: Any,
     ) -> Any:
         """Register a Celery-style task.
@@ -300,7 +317,9 @@ class CeleryTasks:
         budget, as every durable task is. ``track_started`` (default: this
         object's) makes a running task read ``STARTED`` before its first
         ``update_state``. Other options (``timeout``, ``queue``, ``priority``,
-        ``retry_backoff``...) go to ``tasks.task``.
+        ``retry_backoff``...) go to ``tasks.task``. A bound task's
+        ``raise self.retry(...)`` waits ``default_retry_delay`` (Celery's 180 s)
+        unless given a ``countdown`` (:mod:`tasks.compat.celery_retry`).
         """
         if max_retries is None:
             raise ValueError("max_retries=None (retry forever) is not supported; give a number")
@@ -309,6 +328,8 @@ class CeleryTasks:
 
         def register(function: Callable[..., Any]) -> CeleryTask[Any]:
             celery_task: CeleryTask[Any] = CeleryTask(self, function, bind)
+            celery_task.max_retries = max_retries
+            celery_task.default_retry_delay = default_retry_delay
             task_name = name or f"{function.__module__}.{function.__qualname__}"
             runner = _runner(celery_task, function, bind)
             celery_task.task = self.tasks.task(
