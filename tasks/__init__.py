@@ -14,6 +14,7 @@ from tasks.errors import (
     TaskNotFoundError,
     TasksError,
     TaskTimeoutError,
+    TooManySnoozesError,
     UnknownTaskError,
     UnstorableResultError,
     WorkerLostError,
@@ -24,6 +25,7 @@ from tasks.extension import Tasks
 from tasks.handle import TaskHandle
 from tasks.model import ErrorInfo, Progress, State, TaskRecord
 from tasks.registry import EnqueueOptions, Task, TaskCall
+from tasks.retrying import Retry
 
 __all__ = [
     "ConfigurationError",
@@ -35,6 +37,7 @@ __all__ = [
     "PayloadError",
     "Progress",
     "QueueFullError",
+    "Retry",
     "ScheduleNotFoundError",
     "State",
     "StoreUnavailableError",
@@ -49,6 +52,7 @@ __all__ = [
     "TaskTimeoutError",
     "Tasks",
     "TasksError",
+    "TooManySnoozesError",
     "UnknownTaskError",
     "UnstorableResultError",
     "WorkerLostError",

@@ -34,9 +34,16 @@ log = logging.getLogger("tasks")
 
 
 async def run_blocking(
-    rt: Runtime, execution: Execution, task: Task[..., Any], context: TaskContext
+    rt: Runtime,
+    execution: Execution,
+    task: Task[..., Any],
+    context: TaskContext,
+    timeout: float | None,
 ) -> Any:
-    """Run ``task``'s body in a pool thread; see the module docstring for the contract."""
+    """Run ``task``'s body in a pool thread, for at most ``timeout`` seconds (None: no limit).
+
+    See the module docstring for the contract.
+    """
     loop = asyncio.get_running_loop()
     began: asyncio.Future[None] = loop.create_future()
     run_in_context = contextvars.copy_context().run  # the app context and current_task()
@@ -50,7 +57,7 @@ async def run_blocking(
     running = asyncio.wrap_future(submitted)
     try:
         await asyncio.wait({began, running}, return_when=asyncio.FIRST_COMPLETED)
-        done, _ = await asyncio.wait({running}, timeout=task.timeout)
+        done, _ = await asyncio.wait({running}, timeout=timeout)
     except asyncio.CancelledError:
         context.mark_cancelled()
         if not submitted.cancel():  # it had started: wait until it returns
@@ -58,11 +65,9 @@ async def run_blocking(
         raise
     if not done:
         context.mark_cancelled()
-        await _outlive(
-            rt, execution, submitted, running, f"ran past its timeout of {task.timeout} s"
-        )
+        await _outlive(rt, execution, submitted, running, f"ran past its timeout of {timeout} s")
         raise TaskTimeoutError(
-            f"task ran past its timeout of {task.timeout} s; its thread could not be killed"
+            f"task ran past its timeout of {timeout} s; its thread could not be killed"
             " and its failure was recorded once it returned"
         )
     return running.result()

@@ -17,10 +17,13 @@ from typing import Any
 
 from tasks.context import TaskContext, set_current
 from tasks.model import Progress
+from tasks.retrying import Retry
 from tasks.serialization import encode_result
 
 ChildOutcome = tuple[str, str | None, str | None, str | None, Progress | None]
-"""("ok", result_json, None, None, progress) or ("error", type, message, traceback, progress).
+"""("ok", result_json, None, None, progress), ("error", type, message, traceback, progress)
+or, for a :class:`~tasks.retrying.Retry` that spends no attempt, ("snooze", delay, reason,
+None, progress).
 
 The last progress report travels with the outcome: the relay queue may deliver
 it after the outcome arrives.
@@ -87,6 +90,12 @@ def run_in_child(
         value = _state["loop"].run_until_complete(call())
         result = encode_result(value, name)
         return ("ok", result, None, None, last[0] if last else None)
+    except Retry as exc:
+        if not exc.spends_attempt:
+            return ("snooze", repr(exc.delay), exc.reason, None, last[0] if last else None)
+        cause = exc.cause or exc
+        failure = (type(cause).__qualname__, str(cause), traceback.format_exc())
+        return ("error", *failure, last[0] if last else None)
     except BaseException as exc:
         failure = (type(exc).__qualname__, str(exc), traceback.format_exc())
         return ("error", *failure, last[0] if last else None)

@@ -136,4 +136,5 @@ def new_task(rt: Runtime, call: TaskCall[Any], now: float) -> NewTask:
         run_at=run_at,
         created_at=now,
         idempotency_key=options.idempotency_key,
+        timeout=options.timeout,
     )

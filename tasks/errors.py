@@ -65,3 +65,7 @@ class TaskTimeoutError(TasksError):
 
 class WorkerLostError(TasksError):
     """The process running a task died before the task finished."""
+
+
+class TooManySnoozesError(TasksError):
+    """A task put itself back with :class:`tasks.Retry` more often than its ``max_snoozes``."""

@@ -1,4 +1,8 @@
-"""Running one claimed task: pick its executor, apply its timeout, record its outcome."""
+"""Running one claimed task: pick its executor, apply its timeout, record its outcome.
+
+The timeout is the task's own (``options(timeout=...)``, stored with it) or
+else the registered one; what an exception becomes is :mod:`tasks.retrying`'s.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ import asyncio
 import logging
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -15,14 +18,10 @@ from pebble import ProcessExpired
 
 from tasks.blocking import run_blocking
 from tasks.context import TaskContext, set_current
-from tasks.errors import (
-    TaskTimeoutError,
-    UnknownTaskError,
-    UnstorableResultError,
-    WorkerLostError,
-)
+from tasks.errors import TaskTimeoutError, UnknownTaskError, WorkerLostError
 from tasks.events import TaskEvent
-from tasks.model import ErrorInfo, Finish, Progress, State, TaskRecord
+from tasks.model import Finish, Progress, State, TaskRecord
+from tasks.retrying import ChildError, Retry, outcome
 from tasks.serialization import encode_result
 
 if TYPE_CHECKING:
@@ -31,19 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tasks")
 
-UNKNOWN_TASK_RETRY = 5.0
-"""Seconds (times the attempt number) before a task unknown to this process is retried."""
-
 CancelReason = Literal["cancelled", "shutdown", "lost"]
-
-
-class _ChildError(Exception):
-    """An exception raised inside a pool process, carried back as text."""
-
-    def __init__(self, type_name: str, message: str, tb: str | None) -> None:
-        super().__init__(message)
-        self.type_name = type_name
-        self.tb = tb
 
 
 @dataclass(eq=False)
@@ -209,7 +196,7 @@ async def run_execution(rt: Runtime, execution: Execution) -> None:
             raise
         return
     except Exception as exc:
-        change = _failure(rt, task, record, exc, writer.close())
+        change = outcome(rt.owner, task, record, exc, writer.close())
     if _stopped_early(execution):
         change = Finish(record.id, rt.owner, State.QUEUED, refund=True)
     execution.settle()
@@ -227,39 +214,40 @@ async def _call(
 ) -> Any:
     record = execution.record
     args, kwargs = record.args, record.kwargs
+    timeout = task.timeout if record.timeout is None else record.timeout
     if task.executor == "process":
         future = rt.executors.run_in_process(
-            task.name, record.id, record.attempts, record.max_attempts, args, kwargs, task.timeout
+            task.name, record.id, record.attempts, record.max_attempts, args, kwargs, timeout
         )
         try:
-            outcome = await asyncio.wrap_future(future)
+            ended = await asyncio.wrap_future(future)
         except TimeoutError:
             raise TaskTimeoutError(
-                f"task ran past its timeout of {task.timeout} s; its process was stopped"
+                f"task ran past its timeout of {timeout} s; its process was stopped"
             ) from None
         except ProcessExpired as exc:
             raise WorkerLostError(f"the pool process died (exit code {exc.exitcode})") from None
-        status, first, second, third, progress = outcome
+        status, first, second, third, progress = ended
         if progress is not None:
             context.progress(progress.current, progress.total, progress.message)
+        if status == "snooze":
+            raise Retry(float(first or 0), second)
         if status == "error":
-            raise _ChildError(first or "Exception", second or "", third)
+            raise ChildError(first or "Exception", second or "", third)
         return first
     async with rt.app.app_context():
         set_current(context)
         try:
             if task.executor == "async":
-                if task.timeout is None:  # the common case skips the timeout's context
+                if timeout is None:  # the common case skips the timeout's context
                     return await task.fn(*args, **kwargs)
                 try:
-                    async with asyncio.timeout(task.timeout):
+                    async with asyncio.timeout(timeout):
                         return await task.fn(*args, **kwargs)
                 except TimeoutError:
                     context.mark_cancelled()
-                    raise TaskTimeoutError(
-                        f"task ran past its timeout of {task.timeout} s"
-                    ) from None
-            return await run_blocking(rt, execution, task, context)
+                    raise TaskTimeoutError(f"task ran past its timeout of {timeout} s") from None
+            return await run_blocking(rt, execution, task, context, timeout)
         finally:
             set_current(None)
 
@@ -268,47 +256,6 @@ def _queue_wait(record: TaskRecord) -> float | None:
     if record.started_at is None:
         return None
     return max(0.0, record.started_at - record.run_at)
-
-
-def _failure(
-    rt: Runtime,
-    task: Task[..., Any] | None,
-    record: TaskRecord,
-    exc: Exception,
-    progress: Progress | None,
-) -> Finish:
-    if isinstance(exc, _ChildError):
-        error = ErrorInfo(exc.type_name, str(exc), exc.tb)
-    else:
-        error = ErrorInfo(type(exc).__qualname__, str(exc), traceback.format_exc())
-    # An unknown name is retried too: during a rolling deploy an older worker may
-    # claim a task only newer workers know; the retry gives one of them a chance.
-    raised = exc.type_name if isinstance(exc, _ChildError) else exc
-    retry = (
-        record.attempts < record.max_attempts
-        and not _unstorable(exc)
-        and (task is None or task.retries(raised))
-    )
-    log.error(
-        "task %s %s failed on attempt %d of %d%s: %s: %s",
-        record.name,
-        record.id,
-        record.attempts,
-        record.max_attempts,
-        ", will retry" if retry else "",
-        error.type,
-        error.message,
-        exc_info=not isinstance(exc, _ChildError),
-    )
-    if isinstance(exc, _ChildError) and exc.tb:
-        log.error("traceback from the pool process:\n%s", exc.tb)
-    if retry:
-        delay = task.backoff(record.attempts) if task else UNKNOWN_TASK_RETRY * record.attempts
-        run_at = time.time() + delay
-        return Finish(
-            record.id, rt.owner, State.QUEUED, error=error, run_at=run_at, progress=progress
-        )
-    return Finish(record.id, rt.owner, State.FAILED, error=error, progress=progress)
 
 
 async def _asked_to_stop(rt: Runtime, task_id: str) -> bool:
@@ -320,13 +267,6 @@ async def _asked_to_stop(rt: Runtime, task_id: str) -> bool:
     return (
         record is not None and record.state == State.CANCELLING and record.lease_owner == rt.owner
     )
-
-
-def _unstorable(exc: Exception) -> bool:
-    """A result that cannot be stored: running the body again would not change that."""
-    if isinstance(exc, _ChildError):
-        return exc.type_name == UnstorableResultError.__name__
-    return isinstance(exc, UnstorableResultError)
 
 
 async def _commit(rt: Runtime, execution: Execution, change: Finish) -> None:
@@ -350,7 +290,7 @@ async def _commit(rt: Runtime, execution: Execution, change: Finish) -> None:
         State.SUCCEEDED: "succeeded",
         State.FAILED: "failed",
         State.CANCELLED: "cancelled",
-        State.QUEUED: "released" if change.refund else "retried",
+        State.QUEUED: "released" if change.refund and not change.snooze else "retried",
     }[change.state]
     run_time = time.monotonic() - execution.started
     rt.bus.emit(TaskEvent(kind, record.id, record.name, run_time=run_time))  # type: ignore[arg-type]

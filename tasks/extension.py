@@ -27,6 +27,7 @@ from tasks.model import State, TaskRecord
 from tasks.offline import RunningTasks
 from tasks.registration import lookup, task_decorator
 from tasks.registry import (
+    DEFAULT_MAX_SNOOZES,
     EnqueueOptions,
     ExceptionTypes,
     ExecutorName,
@@ -105,6 +106,7 @@ class Tasks:
         retry_backoff_max: float = 300.0,
         retry_on: ExceptionTypes | None = None,
         dont_retry_on: ExceptionTypes = (),
+        max_snoozes: int = DEFAULT_MAX_SNOOZES,
     ) -> TaskDecorator: ...
 
     def task(
@@ -123,6 +125,7 @@ class Tasks:
         retry_backoff_max: float = 300.0,
         retry_on: ExceptionTypes | None = None,
         dont_retry_on: ExceptionTypes = (),
+        max_snoozes: int = DEFAULT_MAX_SNOOZES,
     ) -> Any:
         """Register a function as a task (``@tasks.task`` or ``@tasks.task(...)``).
 
@@ -134,6 +137,8 @@ class Tasks:
         names the exceptions that are retried (default: every exception),
         ``dont_retry_on`` those that fail the task at once; a lost worker is
         always run again while attempts remain. ``timeout`` is in seconds.
+        ``max_snoozes`` bounds how often a task may put itself back with
+        :class:`tasks.Retry` (see :mod:`tasks.retrying`).
         Only tasks registered with ``http=True`` can be started over the HTTP
         API (``POST /tasks``); every task can be enqueued from Python.
         """
@@ -151,6 +156,7 @@ class Tasks:
             retry_backoff_max=retry_backoff_max,
             retry_on=retry_on,
             dont_retry_on=dont_retry_on,
+            max_snoozes=max_snoozes,
         )
         return register if fn is None else register(fn)
 

@@ -37,11 +37,30 @@ class Progress:
 
 @dataclass(frozen=True, slots=True)
 class ErrorInfo:
-    """Why a task failed: the exception's type, message and formatted traceback."""
+    """Why a run of a task failed: the exception's type, message and formatted traceback.
+
+    In a task's error history (:attr:`TaskRecord.errors`) ``at`` is when the
+    failure was recorded (Unix time) and ``attempt`` the attempt it ended.
+    """
 
     type: str
     message: str
     traceback: str | None = None
+    at: float | None = None
+    attempt: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view; ``at`` and ``attempt`` only when known."""
+        view: dict[str, Any] = {
+            "type": self.type,
+            "message": self.message,
+            "traceback": self.traceback,
+        }
+        if self.at is not None:
+            view["at"] = iso(self.at)
+        if self.attempt is not None:
+            view["attempt"] = self.attempt
+        return view
 
 
 @dataclass(slots=True)
@@ -58,6 +77,8 @@ class NewTask:
     run_at: float
     created_at: float
     idempotency_key: str | None = None
+    timeout: float | None = None
+    """Seconds a run may take; None: the registered task's ``timeout``."""
 
 
 @dataclass(slots=True)
@@ -84,6 +105,12 @@ class TaskRecord:
     lease_owner: str | None = None
     lease_expires_at: float | None = None
     version: int = 1
+    errors: list[ErrorInfo] = field(default_factory=list)
+    """Every failed attempt's error, oldest first (``error`` is the latest)."""
+    snoozes: int = 0
+    """How often the task put itself back with :class:`tasks.Retry` (no attempt spent)."""
+    timeout: float | None = None
+    """This task's own timeout in seconds; None: the registered task's."""
 
     @property
     def done(self) -> bool:
@@ -115,6 +142,9 @@ class TaskRecord:
                 "message": self.error.message,
                 "traceback": self.error.traceback,
             },
+            "errors": [error.to_dict() for error in self.errors],
+            "snoozes": self.snoozes,
+            "timeout": self.timeout,
             "idempotency_key": self.idempotency_key,
             "run_at": iso(self.run_at),
             "created_at": iso(self.created_at),
@@ -129,7 +159,10 @@ class Finish:
     """A state change that ends one run of a task.
 
     ``state`` is SUCCEEDED, FAILED or QUEUED (a retry when ``run_at`` is set, a
-    release that gives the attempt back when ``refund`` is true).
+    release that gives the attempt back when ``refund`` is true). A ``snooze``
+    (:class:`tasks.Retry`) is a refunded requeue that also counts one more
+    snooze. An ``error`` is stored as the latest and appended to the task's
+    error history, unless the change is refunded.
     """
 
     task_id: str
@@ -140,6 +173,7 @@ class Finish:
     run_at: float | None = None
     refund: bool = False
     progress: Progress | None = None
+    snooze: bool = False
 
 
 def iso(ts: float | None) -> str | None:

@@ -24,6 +24,8 @@ ExecutorName = Literal["async", "thread", "process"]
 ExceptionTypes = tuple[type[BaseException], ...]
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 """The range of the stores' integer columns (priority, attempts)."""
+DEFAULT_MAX_SNOOZES = 100
+"""How often a task may put itself back with :class:`tasks.Retry` unless it says otherwise."""
 
 
 class Enqueuer(Protocol):
@@ -42,15 +44,19 @@ class EnqueueOptions:
     queue: str | None = None
     max_attempts: int | None = None
     idempotency_key: str | None = None
+    timeout: float | None = None
+    """Seconds a run of this task may take, stored with it (over the task's ``timeout``)."""
 
     def __post_init__(self) -> None:
         """Refuse values no backend could store, before they reach a shared transaction."""
-        for name in ("delay", "run_at"):
+        for name in ("delay", "run_at", "timeout"):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):
                 raise InvalidArgumentsError(f"{name} must be a finite number, got {value}")
         if self.delay is not None and self.delay < 0:
             raise InvalidArgumentsError(f"delay must not be negative, got {self.delay}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise InvalidArgumentsError(f"timeout must be positive, got {self.timeout}")
         for name in ("priority", "max_attempts"):
             value = getattr(self, name)
             if value is not None and not INT64_MIN <= value <= INT64_MAX:
@@ -100,7 +106,10 @@ class Task(Generic[P, R]):
         retry_backoff_max: float,
         retry_on: ExceptionTypes | None = None,
         dont_retry_on: ExceptionTypes = (),
+        max_snoozes: int = DEFAULT_MAX_SNOOZES,
     ) -> None:
+        if max_snoozes < 0:
+            raise ValueError("max_snoozes must not be negative")
         self.fn = fn
         self.name = name
         self.executor: ExecutorName = executor
@@ -113,6 +122,7 @@ class Task(Generic[P, R]):
         self.retry_backoff_max = retry_backoff_max
         self.retry_on = None if retry_on is None else _exception_types(retry_on, "retry_on")
         self.dont_retry_on = _exception_types(dont_retry_on, "dont_retry_on")
+        self.max_snoozes = max_snoozes
         self.signature = inspect.signature(fn)
         self.bounds = ArgumentBounds(fn, self.signature)
         self._owner = owner
@@ -144,9 +154,16 @@ class Task(Generic[P, R]):
         queue: str | None = None,
         max_attempts: int | None = None,
         idempotency_key: str | None = None,
+        timeout: float | None = None,
     ) -> ConfiguredTask[P, R]:
-        """The same task with per-enqueue settings: ``await t.options(delay=5).enqueue(x)``."""
-        options = EnqueueOptions(delay, run_at, priority, queue, max_attempts, idempotency_key)
+        """The same task with per-enqueue settings: ``await t.options(delay=5).enqueue(x)``.
+
+        ``timeout`` (seconds) is stored with the task: whichever worker runs it
+        applies it instead of the registered ``timeout``.
+        """
+        options = EnqueueOptions(
+            delay, run_at, priority, queue, max_attempts, idempotency_key, timeout
+        )
         return ConfiguredTask(self, options)
 
     def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:

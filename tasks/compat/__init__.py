@@ -14,6 +14,7 @@ from tasks.compat.bridge import BlockingCallError
 from tasks.compat.celery_api import CeleryTasks
 from tasks.compat.celery_beat import crontab
 from tasks.compat.celery_result import AsyncResult, RemoteTaskError, TaskRevokedError
+from tasks.compat.celery_retry import MaxRetriesExceededError
 from tasks.compat.celery_task import CeleryTask, TaskRequest
 from tasks.compat.executor_api import AwaitableFuture, Executor, FutureCollection
 from tasks.compat.queue_api import TaskQueue
@@ -26,6 +27,7 @@ __all__ = [
     "CeleryTasks",
     "Executor",
     "FutureCollection",
+    "MaxRetriesExceededError",
     "RemoteTaskError",
     "TaskQueue",
     "TaskRequest",

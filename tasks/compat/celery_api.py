@@ -26,6 +26,7 @@ from tasks.compat.celery_result import (
     AsyncResult,
     rebuild_exception,
 )
+from tasks.compat.celery_retry import DEFAULT_RETRY_DELAY, MAX_RETRIES
 from tasks.compat.celery_task import CeleryTask
 from tasks.events import TaskEvent
 from tasks.model import ErrorInfo
@@ -41,8 +42,6 @@ SuccessHandler = Callable[[Any, str, list[Any], dict[str, Any]], Any]
 """``on_success(retval, task_id, args, kwargs)``, as Celery's ``Task.on_success``."""
 FailureHandler = Callable[[BaseException, str, list[Any], dict[str, Any], str | None], Any]
 """``on_failure(exc, task_id, args, kwargs, traceback_text)``, as ``Task.on_failure``."""
-MAX_RETRIES = 3
-"""Celery's default ``Task.max_retries``: a task runs at most this many times plus one."""
 
 
 class CeleryTasks:
@@ -103,6 +102,7 @@ class CeleryTasks:
         max_retries: int | None = MAX_RETRIES,
         max_attempts: int | None = None,
         executor: ExecutorName | None = None,
+        default_retry_delay: float = DEFAULT_RETRY_DELAY,
         **options: Any,
     ) -> Callable[[Callable[..., Any]], CeleryTask[Any]]: ...
 
@@ -121,6 +121,7 @@ class CeleryTasks:
         max_retries: int | None = MAX_RETRIES,
         max_attempts: int | None = None,
         executor: ExecutorName | None = None,
+        default_retry_delay: float = DEFAULT_RETRY_DELAY,
         **options: Any,
     ) -> Any:
         """Register a Celery-style task.
@@ -133,7 +134,9 @@ class CeleryTasks:
         budget, as every durable task is. ``track_started`` (default: this
         object's) makes a running task read ``STARTED`` before its first
         ``update_state``. Other options (``timeout``, ``queue``, ``priority``,
-        ``retry_backoff``...) go to ``tasks.task``.
+        ``retry_backoff``...) go to ``tasks.task``. A bound task's
+        ``raise self.retry(...)`` waits ``default_retry_delay`` (Celery's 180 s)
+        unless given a ``countdown`` (:mod:`tasks.compat.celery_retry`).
         """
         if max_retries is None:
             raise ValueError("max_retries=None (retry forever) is not supported; give a number")
@@ -142,6 +145,8 @@ class CeleryTasks:
 
         def register(function: Callable[..., Any]) -> CeleryTask[Any]:
             celery_task: CeleryTask[Any] = CeleryTask(self, function, bind)
+            celery_task.max_retries = max_retries
+            celery_task.default_retry_delay = default_retry_delay
             task_name = name or f"{function.__module__}.{function.__qualname__}"
             runner = _runner(celery_task, function, bind)
             celery_task.task = self.tasks.task(

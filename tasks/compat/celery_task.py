@@ -21,6 +21,7 @@ from tasks.compat.celery_result import (
     READY_STATES,
     AsyncResult,
 )
+from tasks.compat.celery_retry import DEFAULT_RETRY_DELAY, MAX_RETRIES, CeleryRetry, retry_task
 from tasks.context import current_task
 from tasks.errors import InvalidArgumentsError
 from tasks.registry import EnqueueOptions, TaskCall
@@ -57,6 +58,8 @@ class CeleryTask(Generic[R]):
         self.owner = owner
         self.fn = fn
         self.bind = bind
+        self.max_retries = MAX_RETRIES
+        self.default_retry_delay = DEFAULT_RETRY_DELAY
         self.task: Task[..., Any]
         self.name = ""
         self.__doc__ = fn.__doc__
@@ -81,6 +84,18 @@ class CeleryTask(Generic[R]):
         except RuntimeError:
             return False
         return context.name == self.name and context.cancelled
+
+    def retry(
+        self,
+        *,
+        exc: BaseException | None = None,
+        countdown: float | None = None,
+        eta: datetime | None = None,
+        max_retries: int | None = None,
+    ) -> CeleryRetry:
+        """Celery's ``raise self.retry(exc=..., countdown=...)``: run again later, spending
+        an attempt; see :mod:`tasks.compat.celery_retry`."""
+        return retry_task(self, exc=exc, countdown=countdown, eta=eta, max_retries=max_retries)
 
     @property
     def request(self) -> TaskRequest:

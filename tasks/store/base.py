@@ -122,6 +122,11 @@ class Store(Protocol):
         change to ``cancelled`` does (the owner confirming that the run has
         ended). Returns, per change, whether it applied (false: the task was
         asked to stop, cancelled or reclaimed meanwhile).
+
+        A change with an ``error`` (not refunded) appends it to the task's error
+        history (``TaskRecord.errors``) with the attempt it ended, ``at`` the
+        error's own time or else the batch's clock; a ``snooze`` gives the
+        attempt back and counts one more snooze; all in the same write.
         """
 
     async def set_progress(self, task_id: str, owner: str, progress: Progress) -> None:
@@ -145,7 +150,8 @@ class Store(Protocol):
         """Recover the tasks whose lease expired.
 
         Running ones are requeued, or failed with ``error_message`` when out of
-        attempts; cancelling ones (their owner is gone) end cancelled.
+        attempts (a ``WorkerLostError`` in the error history too); cancelling
+        ones (their owner is gone) end cancelled.
         """
 
     async def cancel(self, task_id: str) -> TaskRecord | None:
@@ -162,7 +168,8 @@ class Store(Protocol):
         """Ids of the tasks ``owner`` runs that were asked to stop (``cancelling``)."""
 
     async def retry(self, task_id: str) -> TaskRecord | None:
-        """Queue a failed or cancelled task again with fresh attempts; None if absent."""
+        """Queue a failed or cancelled task again with fresh attempts and snoozes; None if
+        absent. Its error history is kept."""
 
     async def get(self, task_id: str) -> TaskRecord | None:
         """The task with this id, or None."""

@@ -22,7 +22,7 @@ COLUMNS = (
     "id, name, queue, state, args, kwargs, priority, attempts, max_attempts, run_at,"
     " created_at, started_at, finished_at, progress_current, progress_total,"
     " progress_message, result, error_type, error_message, error_traceback,"
-    " idempotency_key, lease_owner, lease_expires_at, version"
+    " idempotency_key, lease_owner, lease_expires_at, version, errors, snoozes, timeout"
 )
 """The columns :func:`record_from_row` expects, in order."""
 
@@ -65,7 +65,33 @@ def record_from_row(row: Sequence[Any]) -> TaskRecord:
         lease_owner=row[21],
         lease_expires_at=row[22],
         version=row[23],
+        errors=_errors(row[24]),
+        snoozes=row[25],
+        timeout=row[26],
     )
+
+
+def _errors(text: str) -> list[ErrorInfo]:
+    if text == "[]":
+        return []
+    return [
+        ErrorInfo(e["type"], e["message"], e.get("traceback"), e.get("at"), e.get("attempt"))
+        for e in json.loads(text)
+    ]
+
+
+def error_entry(error: ErrorInfo | None, now: float) -> str | None:
+    """An error as one JSON entry of the ``errors`` history (None without one).
+
+    ``at`` defaults to ``now`` (the batch clock); the finish SQL adds the
+    ``attempt`` from the row itself. Texts are stored as given: callers pass
+    them through their backend's cleaning first.
+    """
+    if error is None:
+        return None
+    at = now if error.at is None else error.at
+    entry = {"type": error.type, "message": error.message, "traceback": error.traceback}
+    return json.dumps({**entry, "at": at}, ensure_ascii=False)
 
 
 def _whole(value: float) -> float:

@@ -77,6 +77,18 @@ class ErrorInfoOut(BaseModel):
     traceback: str | None
 
 
+class ErrorEntryOut(BaseModel):
+    """One failed attempt's error, as kept in the task's error history."""
+
+    type: str
+    message: str
+    traceback: str | None
+    at: str | None = None
+    """When the failure was recorded (ISO 8601 UTC)."""
+    attempt: int | None = None
+    """The attempt it ended."""
+
+
 class TaskFields(BaseModel):
     """What a task and its summary share. Timestamps are ISO 8601 UTC strings."""
 
@@ -104,6 +116,13 @@ class TaskOut(TaskFields):
     kwargs: dict[str, Any]
     result: Any
     error: ErrorInfoOut | None
+    """The latest error (the last item of ``errors``, or a lost worker's)."""
+    errors: list[ErrorEntryOut]
+    """Every failed attempt's error, oldest first (kept across manual retries)."""
+    snoozes: int
+    """How often the task put itself back with ``tasks.Retry`` (no attempt spent)."""
+    timeout: float | None
+    """This task's own timeout in seconds (``options(timeout=...)``); null: the task's."""
 
 
 class ExcerptOut(BaseModel):

@@ -249,3 +249,28 @@ def create_app(database_url: str, **config: Any) -> Quart:
     app.register_blueprint(sync_views)
     app.register_blueprint(async_views)
     return app
+
+
+@celery.task(bind=True, max_retries=2, name="fetch_sync")
+def fetch_sync(self: CeleryTask[int], fail_times: int) -> int:
+    """Celery's ``raise self.retry(exc=exc, countdown=...)`` from a plain function."""
+    if self.request.retries < fail_times:
+        try:
+            raise ConnectionError(f"down on retry {self.request.retries}")
+        except ConnectionError as exc:
+            raise self.retry(exc=exc, countdown=0) from exc
+    return self.request.retries
+
+
+@celery.task(bind=True, max_retries=2, name="fetch_async")
+async def fetch_async(self: CeleryTask[int], fail_times: int) -> int:
+    """The same from a coroutine function."""
+    if self.request.retries < fail_times:
+        raise self.retry(exc=ConnectionError(f"down on retry {self.request.retries}"), countdown=0)
+    return self.request.retries
+
+
+@celery.task(bind=True, max_retries=1, name="retry_without_exc")
+def retry_without_exc(self: CeleryTask[None]) -> None:
+    """Retries with no ``exc``: past ``max_retries`` that is MaxRetriesExceededError."""
+    raise self.retry(countdown=0)

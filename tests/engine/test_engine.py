@@ -310,8 +310,8 @@ async def test_unknown_task_in_store_fails_with_explanation(app: Quart) -> None:
 
 
 async def test_unknown_task_is_retried_later_for_newer_workers(app: Quart) -> None:
-    from tasks.execution import UNKNOWN_TASK_RETRY
     from tasks.model import NewTask, new_id
+    from tasks.retrying import UNKNOWN_TASK_RETRY
 
     now = time.time()
     task_id = new_id()

@@ -23,6 +23,7 @@ def new_task(
     max_attempts: int = 1,
     run_at: float | None = None,
     key: str | None = None,
+    timeout: float | None = None,
 ) -> NewTask:
     now = time.time()
     return NewTask(
@@ -36,6 +37,7 @@ def new_task(
         run_at=now if run_at is None else run_at,
         created_at=now,
         idempotency_key=key,
+        timeout=timeout,
     )
 
 

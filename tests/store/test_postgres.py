@@ -73,6 +73,7 @@ async def test_postgres_concurrent_starters_migrate_once(postgres_schema_url: st
             (1, "0001_initial.sql"),
             (2, "0002_cancelling.sql"),
             (3, "0003_schedules.sql"),
+            (4, "0004_retry_control.sql"),
         ]
         await add(stores[0])
         assert await stores[-1].count_queued() == 1

@@ -45,6 +45,24 @@ async def test_failed_task_shows_its_error(client: Client) -> None:
     assert failed["attempts"] == failed["max_attempts"] == 1
 
 
+async def test_a_task_shows_every_attempts_error_and_listings_do_not(client: Client) -> None:
+    task = await enqueue(client, "demo.fail", "boom", max_attempts=2)
+    failed = await until_state(client, task["id"], "failed")
+    errors = failed["errors"]
+    assert [(e["type"], e["message"], e["attempt"]) for e in errors] == [
+        ("RuntimeError", "boom", 1),
+        ("RuntimeError", "boom", 2),
+    ]
+    assert all("Traceback" in e["traceback"] and e["at"].endswith("Z") for e in errors)
+    assert errors[0]["at"] <= errors[1]["at"]
+    latest = {key: errors[-1][key] for key in ("type", "message", "traceback")}
+    assert failed["error"] == latest
+    assert (failed["snoozes"], failed["timeout"]) == (0, None)
+    listed = await (await client.get("/tasks", query_string={"name": "demo.fail"})).get_json()
+    assert [t["id"] for t in listed["tasks"]] == [task["id"]]
+    assert "errors" not in listed["tasks"][0]
+
+
 @pytest.mark.parametrize("app_config", [{"TASKS_WORKERS": False}])
 async def test_list_pages_newest_first_with_filters(client: Client, unchanged: Any) -> None:
     ids = [(await enqueue(client, "demo.echo", i))["id"] for i in range(5)]

@@ -11,7 +11,7 @@ task PostgreSQL cannot store is refused before it joins a batch
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tasks.errors import StoreUnavailableError
@@ -20,7 +20,7 @@ from tasks.store.base import Inserted, queue_full
 from tasks.store.batching import RequestFailed, WriteRequest
 from tasks.store.postgres.connection import Connection
 from tasks.store.queries import load_queries
-from tasks.store.rows import COLUMNS, record_from_row
+from tasks.store.rows import COLUMNS, error_entry, record_from_row
 
 _SQL = load_queries("postgres")
 _INSERT_ONE = _SQL["insert_one"]
@@ -149,6 +149,7 @@ async def insert_tasks(conn: Connection, tasks: Sequence[NewTask]) -> list[Inser
             task.run_at,
             task.created_at,
             task.idempotency_key,
+            task.timeout,
         )
         if new_id is not None:
             answers.append(Inserted(new_id, True))
@@ -172,6 +173,7 @@ async def insert_tasks(conn: Connection, tasks: Sequence[NewTask]) -> list[Inser
             [t.max_attempts for t in plain],
             [t.run_at for t in plain],
             [t.created_at for t in plain],
+            [t.timeout for t in plain],
         )
     return answers
 
@@ -181,26 +183,35 @@ async def apply_finishes(
 ) -> None:
     """End runs in one statement; each request learns which of its changes applied."""
     changes: list[Finish] = [c for i in indexes for c in batch[i].payload]
-    columns: list[list[Any]] = [[] for _ in range(12)]
+    columns: list[list[Any]] = [[] for _ in range(14)]
+    now = tx.now
     for change in changes:
         error, progress = change.error, change.progress
+        if error is not None:  # cleaned once, for the latest error and its history entry
+            error = replace(
+                error,
+                type=clean(error.type) or "",
+                message=clean(error.message) or "",
+                traceback=clean(error.traceback),
+            )
         row = (
             change.task_id,
             change.state.value,
             change.result_json,
-            None if error is None else clean(error.type),
-            None if error is None else clean(error.message),
-            None if error is None else clean(error.traceback),
+            None if error is None else error.type,
+            None if error is None else error.message,
+            None if error is None else error.traceback,
             change.run_at,
-            change.refund,
+            change.refund or change.snooze,
             None if progress is None else progress.current,
             None if progress is None else progress.total,
             None if progress is None else clean(progress.message),
             change.owner,
+            error_entry(error, now),
+            change.snooze,
         )
         for column, value in zip(columns, row, strict=True):
             column.append(value)
-    now = tx.now
     rows = await tx.conn.fetch(_FINISH, *columns, now)
     applied = {row[0] - 1 for row in rows}  # ordinality counts from 1
     if any(_makes_due_work(changes[i], now) for i in applied):

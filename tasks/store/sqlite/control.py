@@ -49,7 +49,7 @@ def release(conn: sqlite3.Connection, owner: str, ids: Sequence[str]) -> int:
 def reclaim_expired(conn: sqlite3.Connection, error_message: str) -> Reclaimed:
     """Fail, requeue or cancel the tasks whose lease ran out; see :meth:`Store.reclaim_expired`."""
     now = time.time()
-    failed = conn.execute(_SQL["reclaim_failed"], (now, error_message, now)).fetchall()
+    failed = conn.execute(_SQL["reclaim_failed"], (now, error_message)).fetchall()
     requeued = conn.execute(_SQL["reclaim_requeued"], (now, now)).fetchall()
     cancelled = conn.execute(_SQL["reclaim_cancelled"], (now, now)).fetchall()
     return Reclaimed([r[0] for r in requeued], [r[0] for r in failed], [r[0] for r in cancelled])

@@ -11,13 +11,14 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from tasks.model import Finish, NewTask, Progress, TaskRecord
 from tasks.store.base import Inserted, queue_full
 from tasks.store.batching import RequestFailed, WriteRequest
 from tasks.store.queries import load_queries
-from tasks.store.rows import COLUMNS, record_from_row
+from tasks.store.rows import COLUMNS, error_entry, record_from_row
 from tasks.store.sqlite.binding import chunks, error_columns, marks, number, text
 
 _SQL = load_queries("sqlite")
@@ -26,7 +27,7 @@ _INSERT_KEYED = _SQL["insert_keyed"]
 _SELECT_KEY = _SQL["select_key"]
 _COUNT_QUEUED = _SQL["count_queued"]
 _PROGRESS = _SQL["progress"]
-_FINISH_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_FINISH_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def apply_inserts(
@@ -91,6 +92,7 @@ def _insert_row(task: NewTask) -> tuple[Any, ...]:
         task.run_at,
         task.created_at,
         task.idempotency_key,
+        task.timeout,
     )
 
 
@@ -118,6 +120,14 @@ def apply_finishes(
         for change in chunk:
             error_type, error_message, error_tb = error_columns(change.error)
             progress = change.progress
+            stored = None  # the error as cleaned for storage, for the history entry
+            if change.error is not None:
+                stored = replace(
+                    change.error,
+                    type=error_type or "",
+                    message=error_message or "",
+                    traceback=error_tb,
+                )
             params += (
                 change.task_id,
                 change.state.value,
@@ -126,11 +136,13 @@ def apply_finishes(
                 error_message,
                 error_tb,
                 change.run_at,
-                1 if change.refund else 0,
+                1 if change.refund or change.snooze else 0,
                 None if progress is None else number(progress.current),
                 None if progress is None else number(progress.total),
                 None if progress is None else text(progress.message),
                 change.owner,
+                error_entry(stored, now),
+                1 if change.snooze else 0,
             )
         applied.update(row[0] for row in conn.execute(_finish_sql(len(chunk)), params))
     for index in indexes:

@@ -19,18 +19,18 @@ INSERT INTO tasks_schema_migrations VALUES ($1, $2, $3)
 
 -- name: insert_one
 INSERT INTO tasks (id, name, queue, state, args, kwargs, priority, max_attempts, run_at,
-    created_at, idempotency_key)
-VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10)
+    created_at, idempotency_key, timeout)
+VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (idempotency_key) DO NOTHING RETURNING id
 
 -- name: insert_many
 INSERT INTO tasks (id, name, queue, state, args, kwargs, priority, max_attempts, run_at,
-    created_at, idempotency_key)
+    created_at, idempotency_key, timeout)
 SELECT v.id, v.name, v.queue, 'queued', v.args, v.kwargs, v.priority, v.max_attempts,
-       v.run_at, v.created_at, NULL
+       v.run_at, v.created_at, NULL, v.timeout
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
-            $7::bigint[], $8::float8[], $9::float8[])
-     AS v(id, name, queue, args, kwargs, priority, max_attempts, run_at, created_at)
+            $7::bigint[], $8::float8[], $9::float8[], $10::float8[])
+     AS v(id, name, queue, args, kwargs, priority, max_attempts, run_at, created_at, timeout)
 
 -- name: select_key
 SELECT id FROM tasks WHERE idempotency_key = $1
@@ -39,29 +39,36 @@ SELECT id FROM tasks WHERE idempotency_key = $1
 SELECT COUNT(*) FROM tasks WHERE state = 'queued'
 
 -- name: finish
--- Mirrors SQLite's finish. RETURNING the ordinality tells exactly which change
--- applied, even when two changes in one batch name the same task.
+-- Mirrors SQLite's finish (error history and snoozes included). RETURNING the
+-- ordinality tells exactly which change applied, even when two changes in one
+-- batch name the same task.
 UPDATE tasks SET
     state = v.state,
     result = v.result,
     error_type = CASE WHEN v.refund THEN tasks.error_type ELSE v.error_type END,
     error_message = CASE WHEN v.refund THEN tasks.error_message ELSE v.error_message END,
     error_traceback = CASE WHEN v.refund THEN tasks.error_traceback ELSE v.error_traceback END,
+    errors = CASE WHEN v.refund OR v.entry IS NULL THEN tasks.errors
+        ELSE (tasks.errors::jsonb || jsonb_build_array(
+            v.entry::jsonb || jsonb_build_object('attempt', tasks.attempts)))::text
+        END,
+    snoozes = tasks.snoozes + CASE WHEN v.snooze THEN 1 ELSE 0 END,
     run_at = COALESCE(v.run_at, tasks.run_at),
     attempts = tasks.attempts - CASE WHEN v.refund THEN 1 ELSE 0 END,
     progress_current = COALESCE(v.progress_current, tasks.progress_current),
     progress_total = COALESCE(v.progress_total, tasks.progress_total),
     progress_message = COALESCE(v.progress_message, tasks.progress_message),
     started_at = CASE WHEN v.state = 'queued' THEN NULL ELSE tasks.started_at END,
-    finished_at = CASE WHEN v.state = 'queued' THEN NULL ELSE $13::float8 END,
+    finished_at = CASE WHEN v.state = 'queued' THEN NULL ELSE $15::float8 END,
     lease_owner = NULL,
     lease_expires_at = NULL,
     version = tasks.version + 1
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-            $7::float8[], $8::bool[], $9::float8[], $10::float8[], $11::text[], $12::text[])
+            $7::float8[], $8::bool[], $9::float8[], $10::float8[], $11::text[], $12::text[],
+            $13::text[], $14::bool[])
      WITH ORDINALITY
      AS v(id, state, result, error_type, error_message, error_traceback, run_at, refund,
-          progress_current, progress_total, progress_message, owner, ord)
+          progress_current, progress_total, progress_message, owner, entry, snooze, ord)
 WHERE tasks.id = v.id AND tasks.lease_owner = v.owner
     AND (tasks.state = 'running' OR (tasks.state = 'cancelling' AND v.state = 'cancelled'))
 RETURNING v.ord
@@ -113,7 +120,9 @@ WHERE id = ANY($1::text[])
 -- name: reclaim_failed
 UPDATE tasks SET state = 'failed', finished_at = $1, lease_owner = NULL,
     lease_expires_at = NULL, error_type = 'WorkerLostError', error_message = $2,
-    error_traceback = NULL, version = version + 1
+    error_traceback = NULL, version = version + 1,
+    errors = (errors::jsonb || jsonb_build_array(jsonb_build_object('type', 'WorkerLostError',
+        'message', $2::text, 'traceback', NULL, 'at', $1::float8, 'attempt', attempts)))::text
 WHERE state = 'running' AND lease_expires_at < $1 AND attempts >= max_attempts
 RETURNING id
 
@@ -137,7 +146,8 @@ UPDATE tasks SET version = version + 1,
 WHERE id = $2 AND state IN ('queued', 'running')
 
 -- name: retry
-UPDATE tasks SET state = 'queued', attempts = 0, run_at = $1, started_at = NULL,
+-- Fresh attempts and snoozes; the error history is kept.
+UPDATE tasks SET state = 'queued', attempts = 0, snoozes = 0, run_at = $1, started_at = NULL,
     finished_at = NULL, result = NULL, error_type = NULL, error_message = NULL,
     error_traceback = NULL, progress_current = NULL, progress_total = NULL,
     progress_message = NULL, version = version + 1

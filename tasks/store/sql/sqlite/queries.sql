@@ -20,11 +20,13 @@ WHERE version = (SELECT MAX(version) FROM tasks_schema_migrations)
 
 -- name: insert
 INSERT INTO tasks (id, name, queue, state, args, kwargs, priority, max_attempts,
-    run_at, created_at, idempotency_key) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)
+    run_at, created_at, idempotency_key, timeout)
+VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)
 
 -- name: insert_keyed
 INSERT INTO tasks (id, name, queue, state, args, kwargs, priority, max_attempts,
-    run_at, created_at, idempotency_key) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?)
+    run_at, created_at, idempotency_key, timeout)
+VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (idempotency_key) DO NOTHING RETURNING id
 
 -- name: select_key
@@ -34,15 +36,22 @@ SELECT id FROM tasks WHERE idempotency_key = ?
 SELECT COUNT(*) FROM tasks WHERE state = 'queued'
 
 -- name: finish
--- {rows}: one "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" per change; column1..column12 are
--- id, state, result, error type/message/traceback, run_at, refund, progress
--- current/total/message, owner. The first "?" (finished_at) is the batch clock.
+-- {rows}: one "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)" per change; column1..column14
+-- are id, state, result, error type/message/traceback, run_at, refund, progress
+-- current/total/message, owner, the error's history entry (JSON) and snooze.
+-- The first "?" (finished_at) is the batch clock. An error is appended to the
+-- history with the attempt it ended; a refunded change (release, snooze) keeps
+-- both the latest error and the history as they are.
 UPDATE tasks SET
     state = v.column2,
     result = v.column3,
     error_type = CASE WHEN v.column8 THEN tasks.error_type ELSE v.column4 END,
     error_message = CASE WHEN v.column8 THEN tasks.error_message ELSE v.column5 END,
     error_traceback = CASE WHEN v.column8 THEN tasks.error_traceback ELSE v.column6 END,
+    errors = CASE WHEN v.column8 OR v.column13 IS NULL THEN tasks.errors
+        ELSE json_insert(tasks.errors, '$[#]', json_set(v.column13, '$.attempt', tasks.attempts))
+        END,
+    snoozes = tasks.snoozes + v.column14,
     run_at = COALESCE(v.column7, tasks.run_at),
     attempts = tasks.attempts - v.column8,
     progress_current = COALESCE(v.column9, tasks.progress_current),
@@ -86,10 +95,13 @@ WHERE id IN ({marks})
     AND state IN ('running', 'cancelling') AND lease_owner = ? RETURNING id
 
 -- name: reclaim_failed
-UPDATE tasks SET state = 'failed', finished_at = ?, lease_owner = NULL,
-    lease_expires_at = NULL, error_type = 'WorkerLostError', error_message = ?,
-    error_traceback = NULL, version = version + 1
-WHERE state = 'running' AND lease_expires_at < ? AND attempts >= max_attempts
+-- ?1: now, ?2: the error message (also appended to the error history).
+UPDATE tasks SET state = 'failed', finished_at = ?1, lease_owner = NULL,
+    lease_expires_at = NULL, error_type = 'WorkerLostError', error_message = ?2,
+    error_traceback = NULL, version = version + 1,
+    errors = json_insert(errors, '$[#]', json_object('type', 'WorkerLostError',
+        'message', ?2, 'traceback', NULL, 'at', ?1, 'attempt', attempts))
+WHERE state = 'running' AND lease_expires_at < ?1 AND attempts >= max_attempts
 RETURNING id
 
 -- name: reclaim_requeued
@@ -112,7 +124,8 @@ UPDATE tasks SET version = version + 1,
 WHERE id = ? AND state IN ('queued', 'running')
 
 -- name: retry
-UPDATE tasks SET state = 'queued', attempts = 0, run_at = ?, started_at = NULL,
+-- Fresh attempts and snoozes; the error history is kept.
+UPDATE tasks SET state = 'queued', attempts = 0, snoozes = 0, run_at = ?, started_at = NULL,
     finished_at = NULL, result = NULL, error_type = NULL, error_message = NULL,
     error_traceback = NULL, progress_current = NULL, progress_total = NULL,
     progress_message = NULL, version = version + 1
