@@ -152,6 +152,8 @@ def create_blueprint(web: TasksWeb) -> Blueprint:
         task.check_arguments(args, kwargs)
         options = EnqueueOptions(
             delay=body.delay,
+            run_at=None if body.run_at is None else body.run_at.timestamp(),
+            queue=body.queue,
             priority=body.priority,
             max_attempts=body.max_attempts,
             idempotency_key=body.idempotency_key,

@@ -20,6 +20,11 @@ from typing import Any
 from tasks.registry import Task
 
 _P = inspect.Parameter
+_BOTH_START_TIMES = {
+    "required": ["delay", "run_at"],
+    "properties": {"delay": {"type": "number"}, "run_at": {"type": "string"}},
+}
+"""``delay`` and ``run_at`` are not given together (either may be null)."""
 _POSITIONAL = (_P.POSITIONAL_ONLY, _P.POSITIONAL_OR_KEYWORD)
 
 
@@ -87,6 +92,7 @@ def enqueue_body_schema(options: dict[str, Any], tasks: Iterable[Task[Any, Any]]
                     "properties": properties,
                     "required": ["name", *shape["required"]],
                     "additionalProperties": False,
+                    "not": _BOTH_START_TIMES,
                 }
             )
     description = options.get("description", "")

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictStr
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictStr,
+    model_validator,
+)
 
 StateName = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
 TASK_ID_PATTERN = "^[0-9a-f]{32}$"
@@ -27,6 +36,17 @@ Priority = Annotated[
     int, Strict(), Field(ge=INT32_MIN, le=INT32_MAX), BeforeValidator(whole_number)
 ]
 MaxAttempts = Annotated[int, Strict(), Field(ge=1, le=1000), BeforeValidator(whole_number)]
+
+
+def iso_text(value: Any) -> Any:
+    """Refuse a number for a date-time (pydantic would read it as Unix seconds)."""
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 date-time with an offset, as text")
+    return value
+
+
+RunAt = Annotated[AwareDatetime, BeforeValidator(iso_text)]
+QueueName = Annotated[StrictStr, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")]
 # One number type, not a union: bounds on a union come out as non-JSON-Schema "ge"/"le".
 Delay = Annotated[float, Field(strict=True, ge=0, le=MAX_DELAY)]
 
@@ -47,6 +67,17 @@ class EnqueueRequest(BaseModel):
     max_attempts: MaxAttempts | None = None
     idempotency_key: Annotated[StrictStr, Field(min_length=1, max_length=200)] | None = None
     """A second request with the same key returns the first task (200) instead of a new one."""
+    queue: QueueName | None = None
+    """Queue to put the task in (default: the task's own); only workers serving it run it."""
+    run_at: RunAt | None = None
+    """When the task may run, ISO 8601 with an offset (``2026-12-01T09:00:00+01:00``);
+    not together with ``delay``."""
+
+    @model_validator(mode="after")
+    def _one_start_time(self) -> EnqueueRequest:
+        if self.delay is not None and self.run_at is not None:
+            raise ValueError("give delay or run_at, not both")
+        return self
 
 
 class ListQuery(BaseModel):

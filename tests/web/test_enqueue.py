@@ -221,7 +221,7 @@ BAD_BODIES: list[tuple[str, bytes, str | None, int, str]] = [
     ),
     (
         "unknown field",
-        b'{"name": "demo.echo", "args": [1], "queue": "x"}',
+        b'{"name": "demo.echo", "args": [1], "colour": "x"}',
         "application/json",
         400,
         "invalid_body",
@@ -315,3 +315,40 @@ async def test_draining_gets_503_with_retry_after(client: Client, unchanged: Any
     assert int(response.headers["Retry-After"]) > 0
     assert (await response.get_json())["error"]["code"] == "not_accepting"
     assert ready.status_code == 503
+
+
+async def test_queue_and_an_absolute_run_at_are_stored(client: Client) -> None:
+    response = await client.post(
+        "/tasks",
+        json={
+            "name": "demo.echo",
+            "args": [1],
+            "queue": "reports",
+            "run_at": "2030-01-02T09:00:00+01:00",
+        },
+    )
+    assert response.status_code == 202
+    task = await response.get_json()
+    assert (task["queue"], task["run_at"]) == ("reports", "2030-01-02T08:00:00Z")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"run_at": "2030-01-02T09:00:00"}, "run_at"),  # no offset
+        ({"run_at": "soon"}, "run_at"),
+        ({"run_at": 0}, "run_at"),  # not Unix seconds
+        ({"queue": "bad queue!"}, "queue"),
+        ({"queue": ""}, "queue"),
+        ({"delay": 5, "run_at": "2030-01-02T09:00:00Z"}, "run_at"),
+    ],
+)
+async def test_bad_queue_or_run_at_is_refused_naming_the_field(
+    client: Client, unchanged: Any, body: dict[str, Any], field: str
+) -> None:
+    async with unchanged():
+        response = await client.post("/tasks", json={"name": "demo.echo", "args": [1], **body})
+    assert response.status_code == 400
+    error = (await response.get_json())["error"]
+    assert error["code"] == "invalid_body"
+    assert field in error["message"]
