@@ -14,9 +14,11 @@ Three tools for a user's own test suite (see docs/testing.md):
 In both test modes a task runs as the engine would run it, one attempt at a
 time: arguments and results go through JSON, the app context and
 ``current_task()`` are set, failures are retried (without the backoff)
-while attempts and ``retry_on`` allow. Blocking and process tasks run in a
-thread of this process. ``get``, ``wait``, ``cancel`` and the handles answer
-from the test mode's own records; listings and stats read the store.
+while attempts and ``retry_on`` allow (each one kept in ``errors``), and a
+``Retry`` runs the task again at once, up to its ``max_snoozes``. Blocking
+and process tasks run in a thread of this process. ``get``, ``wait``,
+``cancel`` and the handles answer from the test mode's own records; listings
+and stats read the store.
 The pytest fixtures are in :mod:`tasks.pytest_plugin`.
 """
 
@@ -40,6 +42,7 @@ from tasks.errors import InvalidStateError, TaskNotFoundError
 from tasks.events import TaskEvent
 from tasks.handle import TaskHandle
 from tasks.model import ErrorInfo, Progress, State, TaskRecord, new_id
+from tasks.retrying import Retry
 from tasks.serialization import dumps, encode_result
 
 if TYPE_CHECKING:
@@ -140,7 +143,11 @@ class TestMode:
         return record
 
     async def _run(self, record: TaskRecord) -> None:
-        """Run one task to its end as the engine would (attempts, retries, JSON)."""
+        """Run one task to its end as the engine would (attempts, retries, JSON).
+
+        A :class:`~tasks.Retry` runs it again at once (no delay), without
+        spending an attempt up to the task's ``max_snoozes``.
+        """
         task = self.tasks.get_task(record.name)
         while True:
             record.attempts += 1
@@ -148,16 +155,37 @@ class TestMode:
             try:
                 value = await self._call(task, record)
                 record.result = json.loads(encode_result(value, task.name))
-            except Exception as exc:
-                record.error = ErrorInfo(type(exc).__qualname__, str(exc), traceback.format_exc())
-                if record.attempts < record.max_attempts and task.retries(exc):
+            except Retry as snooze:
+                if not snooze.spends_attempt and record.snoozes < task.max_snoozes:
+                    record.snoozes += 1
+                    record.attempts -= 1
                     continue
-                record.state, record.finished_at = State.FAILED, time.time()
-                if self.propagate:
-                    raise
+                if self._failed(task, record, snooze.cause or snooze):
+                    continue
+                return
+            except Exception as exc:
+                if self._failed(task, record, exc):
+                    continue
                 return
             record.state, record.finished_at, record.error = State.SUCCEEDED, time.time(), None
             return
+
+    def _failed(self, task: Any, record: TaskRecord, exc: BaseException) -> bool:
+        """Record a failed attempt; True if the task is to run again."""
+        record.error = ErrorInfo(
+            type(exc).__qualname__,
+            str(exc),
+            "".join(traceback.format_exception(exc)),
+            at=time.time(),
+            attempt=record.attempts,
+        )
+        record.errors.append(record.error)
+        if record.attempts < record.max_attempts and task.retries(exc):
+            return True
+        record.state, record.finished_at = State.FAILED, time.time()
+        if self.propagate:
+            raise exc
+        return False
 
     async def _call(self, task: Any, record: TaskRecord) -> Any:
         def report(progress: Progress) -> None:

@@ -32,4 +32,4 @@ def test_a_user_suite_with_eager_capture_and_engine_passes(tmp_path: Path) -> No
         check=False,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
-    assert "6 passed" in done.stdout
+    assert "7 passed" in done.stdout

@@ -6,7 +6,7 @@ import os
 
 from quart import Quart
 
-from tasks import Tasks, current_task
+from tasks import Retry, Tasks, current_task
 from tasks.compat import CeleryTasks, TaskQueue
 
 tasks = Tasks()
@@ -51,3 +51,22 @@ def create_app() -> Quart:
         return {"id": handle.id}, 202
 
     return app
+
+
+@tasks.task(name="shop.flaky", max_attempts=3)
+async def flaky(succeed_on: int) -> int:
+    attempt = current_task().attempt
+    if attempt < succeed_on:
+        raise RuntimeError(f"attempt {attempt} failed")
+    return attempt
+
+
+snoozes_seen: list[int] = []
+
+
+@tasks.task(name="shop.wait_for_stock", max_snoozes=2)
+async def wait_for_stock() -> str:
+    snoozes_seen.append(len(snoozes_seen))
+    if len(snoozes_seen) < 3:
+        raise Retry(delay=60, reason="no stock yet")
+    return "shipped"

@@ -8,11 +8,13 @@ from shop import (
     celery,
     charge,
     create_app,
+    flaky,
     mail_queue,
     send_receipt,
     sent,
     tasks,
     thumbnail,
+    wait_for_stock,
 )
 
 from tasks import State, TaskFailedError
@@ -81,3 +83,16 @@ async def test_the_real_engine_drains_until_idle() -> None:
         assert (await handle.status()).state == State.SUCCEEDED
         assert sent == ["receipt 30"]
         assert tasks.test_mode is None
+
+
+async def test_eager_retries_and_snoozes_as_the_engine_would(tasks_eager: Eager) -> None:
+    record = await (await flaky.enqueue(3)).wait()
+    assert (record.state, record.result, record.attempts) == (State.SUCCEEDED, 3, 3)
+    assert [e.message for e in record.errors] == ["attempt 1 failed", "attempt 2 failed"]
+    snoozed = await (await wait_for_stock.enqueue()).wait()
+    assert (snoozed.state, snoozed.result, snoozed.snoozes, snoozed.attempts) == (
+        State.SUCCEEDED,
+        "shipped",
+        2,
+        1,
+    )
