@@ -12,12 +12,11 @@ import builtins
 import weakref
 from collections.abc import Callable, Coroutine, Iterable
 from contextlib import AbstractContextManager
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from quart.signals import got_serving_exception
 
-from tasks import control, enqueueing, scheduler
+from tasks import control, enqueueing
 from tasks.config import TasksConfig
 from tasks.errors import NotAcceptingError
 from tasks.events import EventBus, Listener
@@ -38,8 +37,8 @@ from tasks.registry import (
     TaskDecorator,
 )
 from tasks.runtime import Runtime
-from tasks.scheduler import Schedules, ScheduleView
-from tasks.schedules import MAX_MISSED, MissedPolicy, Schedule, interval_seconds
+from tasks.scheduler import Schedules
+from tasks.scheduling import ScheduleMethods
 from tasks.store import Page, Store
 from tasks.summary import SummaryPage, TaskSummary
 
@@ -52,7 +51,7 @@ T = TypeVar("T")
 _LIVE: weakref.WeakSet[Tasks] = weakref.WeakSet()
 
 
-class Tasks:
+class Tasks(ScheduleMethods):
     """Durable background tasks for a Quart app.
 
     Register tasks with :meth:`task`, bind to an app with :meth:`init_app`
@@ -351,86 +350,3 @@ class Tasks:
     async def retry(self, task_id: str) -> TaskRecord:
         """Queue a failed or cancelled task again; raises InvalidStateError otherwise."""
         return await control.retry(self.runtime, task_id)
-
-    # -- periodic schedules (tasks.scheduler) --------------------------------
-
-    def periodic(
-        self,
-        cron: str | None = None,
-        *,
-        every: timedelta | float | None = None,
-        tz: str = "UTC",
-        name: str | None = None,
-        args: tuple[Any, ...] = (),
-        kwargs: dict[str, Any] | None = None,
-        missed: MissedPolicy = "latest",
-        max_missed: int = MAX_MISSED,
-    ) -> Callable[[Task[P, R]], Task[P, R]]:
-        """Run the decorated task periodically: ``@tasks.periodic("*/5 * * * *")`` above
-        ``@tasks.task``, or ``every=timedelta(seconds=30)``.
-
-        Each due slot fires exactly once across every process and machine;
-        see :mod:`tasks.schedules` for time zones, daylight saving and the
-        missed-slot policies (``latest``, ``all``, ``skip``).
-        """
-
-        def declare(task: Task[P, R]) -> Task[P, R]:
-            self.schedule(
-                task,
-                cron=cron,
-                every=every,
-                tz=tz,
-                name=name,
-                args=args,
-                kwargs=kwargs,
-                missed=missed,
-                max_missed=max_missed,
-            )
-            return task
-
-        return declare
-
-    def schedule(
-        self,
-        task: Task[..., Any] | str,
-        *,
-        cron: str | None = None,
-        every: timedelta | float | None = None,
-        tz: str = "UTC",
-        name: str | None = None,
-        args: tuple[Any, ...] = (),
-        kwargs: dict[str, Any] | None = None,
-        missed: MissedPolicy = "latest",
-        max_missed: int = MAX_MISSED,
-    ) -> Schedule:
-        """Declare a schedule for ``task`` (a task or its name); see :meth:`periodic`."""
-        task_name = task if isinstance(task, str) else task.name
-        return self.add_schedule(
-            Schedule(
-                name=name or task_name,
-                task_name=task_name,
-                cron=cron,
-                every=None if every is None else interval_seconds(every),
-                tz=tz,
-                args=tuple(args),
-                kwargs=dict(kwargs or {}),
-                missed=missed,
-                max_missed=max_missed,
-            )
-        )
-
-    def add_schedule(self, schedule: Schedule) -> Schedule:
-        """Declare a prepared :class:`~tasks.schedules.Schedule`."""
-        return self.schedules.add(schedule)
-
-    async def schedule_views(self) -> builtins.list[ScheduleView]:
-        """Every declared schedule with its stored state (latest slot, paused)."""
-        return await scheduler.views(self.schedules, self.runtime.store)
-
-    async def pause_schedule(self, name: str) -> ScheduleView:
-        """Stop a schedule firing, in every process, until resumed (held in the store)."""
-        return await scheduler.set_paused(self.schedules, self.runtime.store, name, True)
-
-    async def resume_schedule(self, name: str) -> ScheduleView:
-        """Let a paused schedule fire again; missed slots follow its policy."""
-        return await scheduler.set_paused(self.schedules, self.runtime.store, name, False)
