@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -21,7 +21,7 @@ import asyncpg
 
 from tasks.errors import StoreUnavailableError, TasksError, WriteRejectedError
 from tasks.model import Finish, NewTask, Progress, TaskRecord
-from tasks.store.base import Inserted, Reclaimed, ScheduleState
+from tasks.store.base import Inserted, Reclaimed
 from tasks.store.batching import (
     ClosedError,
     GroupCommit,
@@ -41,6 +41,7 @@ from tasks.store.postgres.notifications import NOTIFY, NewWorkListener
 from tasks.store.postgres.reads import PostgresReads
 from tasks.store.postgres.transaction import request_error, run_transaction
 from tasks.store.postgres.writes import check_storable, clean, insert_tasks
+from tasks.store.schedule_store import ScheduleStore
 
 log = logging.getLogger("tasks.store")
 
@@ -48,12 +49,14 @@ _T = TypeVar("_T")
 _TXN_RETRIES = 3
 
 
-class PostgresStore(PostgresReads):
+class PostgresStore(ScheduleStore, PostgresReads):
     """Tasks in a PostgreSQL database. See :class:`tasks.store.base.Store` for the contract.
 
     The URL is an asyncpg DSN; query parameters asyncpg does not know become
     server settings (``?search_path=myschema`` puts the tables in that schema).
     """
+
+    _schedule_sql = schedules
 
     def __init__(
         self,
@@ -249,29 +252,6 @@ class PostgresStore(PostgresReads):
     async def retry(self, task_id: str) -> TaskRecord | None:
         """Requeue a failed or cancelled task; see :meth:`Store.retry`."""
         return await self._call(control.retry, task_id)
-
-    async def register_schedules(self, first_slots: Mapping[str, float]) -> None:
-        """Record new schedules; see :meth:`Store.register_schedules`."""
-        if first_slots:
-            await self._call(schedules.register, dict(first_slots))
-
-    async def schedule_states(self) -> dict[str, ScheduleState]:
-        """Every schedule's state; see :meth:`Store.schedule_states`."""
-        return {row[0]: schedules.state(row) for row in await self._read(schedules.STATES)}
-
-    async def fire_schedule(
-        self, name: str, slot: float, tasks: Sequence[NewTask]
-    ) -> builtins.list[Inserted]:
-        """Insert a schedule's due tasks; see :meth:`Store.fire_schedule`."""
-        inserted: builtins.list[Inserted] = await self._call(
-            schedules.fire, name, slot, builtins.list(tasks)
-        )
-        return inserted
-
-    async def set_schedule_paused(self, name: str, paused: bool) -> ScheduleState | None:
-        """Pause or resume a schedule; see :meth:`Store.set_schedule_paused`."""
-        state: ScheduleState | None = await self._call(schedules.set_paused, name, paused)
-        return state
 
     async def purge_finished(self, finished_before: float, limit: int) -> int:
         """Delete old finished tasks; see :meth:`Store.purge_finished`."""

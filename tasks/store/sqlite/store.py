@@ -17,14 +17,14 @@ import builtins
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aiosqlite
 
 from tasks.errors import StoreUnavailableError, TasksError, WriteRejectedError
 from tasks.model import Finish, NewTask, Progress, TaskRecord
-from tasks.store.base import Inserted, Reclaimed, ScheduleState
+from tasks.store.base import Inserted, Reclaimed
 from tasks.store.batching import (
     ClosedError,
     GroupCommit,
@@ -32,6 +32,7 @@ from tasks.store.batching import (
     WriteRequest,
     claim_payload,
 )
+from tasks.store.schedule_store import ScheduleStore
 from tasks.store.sqlite import connection, control, schedules, writes
 from tasks.store.sqlite.checkpoints import checkpoint_loop
 from tasks.store.sqlite.connection import FileIdentity, on_connection_thread, sqlite_path
@@ -43,8 +44,10 @@ log = logging.getLogger("tasks.store")
 _BUSY_RETRIES = 3
 
 
-class SQLiteStore(SQLiteReads):
+class SQLiteStore(ScheduleStore, SQLiteReads):
     """Tasks in one SQLite file. See :class:`tasks.store.base.Store` for the contract."""
+
+    _schedule_sql = schedules
 
     def __init__(self, url: str, *, busy_timeout: float = 5.0, synchronous: str = "NORMAL") -> None:
         self.url = url
@@ -196,29 +199,6 @@ class SQLiteStore(SQLiteReads):
         """Requeue a failed or cancelled task; see :meth:`Store.retry`."""
         result: TaskRecord | None = await self._call(control.retry, task_id)
         return result
-
-    async def register_schedules(self, first_slots: Mapping[str, float]) -> None:
-        """Record new schedules; see :meth:`Store.register_schedules`."""
-        if first_slots:
-            await self._call(schedules.register, dict(first_slots))
-
-    async def schedule_states(self) -> dict[str, ScheduleState]:
-        """Every schedule's state; see :meth:`Store.schedule_states`."""
-        return {row[0]: schedules.state(row) for row in await self._read(schedules.STATES)}
-
-    async def fire_schedule(
-        self, name: str, slot: float, tasks: Sequence[NewTask]
-    ) -> builtins.list[Inserted]:
-        """Insert a schedule's due tasks; see :meth:`Store.fire_schedule`."""
-        inserted: builtins.list[Inserted] = await self._call(
-            schedules.fire, name, slot, builtins.list(tasks)
-        )
-        return inserted
-
-    async def set_schedule_paused(self, name: str, paused: bool) -> ScheduleState | None:
-        """Pause or resume a schedule; see :meth:`Store.set_schedule_paused`."""
-        state: ScheduleState | None = await self._call(schedules.set_paused, name, paused)
-        return state
 
     async def purge_finished(self, finished_before: float, limit: int) -> int:
         """Delete old finished tasks; see :meth:`Store.purge_finished`."""
