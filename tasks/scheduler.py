@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -174,5 +175,11 @@ async def _fire(rt: Runtime, schedule: Schedule, slots: list[float], now: float)
         for row in fresh:
             rt.bus.emit(TaskEvent("enqueued", row.id, row.name))
         last = iso(slots[-1])
-        log.info("schedule %s fired %d slot(s), up to %s", schedule.name, len(fresh), last)
+        log.info(
+            "schedule %s fired %d slot(s), up to %s (pid %d)",
+            schedule.name,
+            len(fresh),
+            last,
+            os.getpid(),
+        )
     return len(fresh)
