@@ -123,10 +123,14 @@ async def run_schedules(rt: Runtime, schedules: Schedules) -> None:
     """Fire the due slots of ``schedules`` until cancelled; see the module docstring."""
     if not len(schedules):
         return
-    now = time.time()
-    await rt.store.register_schedules({s.name: s.latest_at_or_before(now) for s in schedules})
+    registered = False
     while True:
         try:
+            if not registered:  # a store down at startup is tried again each round
+                now = time.time()
+                first = {s.name: s.latest_at_or_before(now) for s in schedules}
+                await rt.store.register_schedules(first)
+                registered = True
             await fire_due(rt, schedules, time.time())
         except Exception as exc:  # the store is down: the next round tries again
             log.warning("could not fire the due schedules (will retry): %s", exc)
