@@ -1,135 +1,72 @@
 """The reference app's own SQLite database: records, outbox, users and uploads.
 
 It is a separate file from the task store (see docs/tour.md, "Where the
-app's data lives"). One long-lived aiosqlite connection per process, opened
-on first use (a task claimed at startup may need it before the app's own
-``before_serving`` hooks ran) and closed after the task system has drained.
-Each statement commits on its own; writes that must not repeat are keyed by
-task id and use ``ON CONFLICT ... DO NOTHING``.
+app's data lives"). One SQLAlchemy engine per process, created and migrated
+by Alembic on first use (a task claimed at startup may need it before the
+app's own ``before_serving`` hooks ran) and disposed of after the task
+system has drained. The models are in ``app/models.py``; the records
+scenario uses them through :meth:`AppDatabase.session`, the others run SQL
+through the helpers below, each statement its own transaction. Writes that
+must not repeat are keyed by task id and use ``ON CONFLICT ... DO NOTHING``.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 from quart import Quart, current_app
+from sqlalchemy import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from app.database import Database, lock_on_begin
 from app.lifecycle import close_when_serving_ends
-from app.migrations import Schema, migrate
-from app.statements import immediate
-
-SCHEMA = Schema(
-    "the app database",
-    (
-        (
-            """CREATE TABLE records (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            task_id TEXT NOT NULL UNIQUE,
-            data TEXT NOT NULL,
-            created_at REAL NOT NULL
-        )""",
-        ),
-        (
-            """CREATE TABLE users (
-            email TEXT PRIMARY KEY,
-            name TEXT NOT NULL,
-            created_at REAL NOT NULL
-        )""",
-            """CREATE TABLE outbox (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            task_id TEXT NOT NULL UNIQUE,
-            sender TEXT NOT NULL,
-            recipient TEXT NOT NULL,
-            subject TEXT NOT NULL,
-            body TEXT NOT NULL,
-            created_at REAL NOT NULL
-        )""",
-        ),
-        (
-            """CREATE TABLE uploads (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            name TEXT NOT NULL,
-            path TEXT NOT NULL,
-            size INTEGER NOT NULL,
-            task_id TEXT NOT NULL,
-            received_at REAL NOT NULL
-        )""",
-        ),
-    ),
-    # The runner before app/migrations.py kept the version here; a file it
-    # migrated is adopted at that version.
-    legacy_version="PRAGMA user_version",
-    hint="upgrade the app or point APP_DATABASE_PATH elsewhere",
-)
-"""The app file's steps (see :mod:`app.migrations`): append new ones, never edit a shipped one."""
+from app.migrations import APP_FILE
 
 
-class AppDatabase:
-    """The app's SQLite file behind one lazily opened, migrated connection."""
+class AppDatabase(Database):
+    """The app's SQLite file behind one lazily created, migrated engine."""
+
+    target = APP_FILE
 
     def __init__(self, path: Path) -> None:
+        super().__init__()
         self.path = path
-        self._connection: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
 
-    async def connection(self) -> aiosqlite.Connection:
-        """The open connection; the first call opens the file and migrates it."""
-        if self._connection is None:
-            async with self._lock:
-                if self._connection is None:
-                    self._connection = await self._open()
-        return self._connection
-
-    async def _open(self) -> aiosqlite.Connection:
+    def create_engine(self) -> AsyncEngine:
+        """An engine on the file (its folder is created), in WAL mode."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = await aiosqlite.connect(self.path, isolation_level=None)
-        try:
-            connection.row_factory = aiosqlite.Row
-            await connection.execute("PRAGMA busy_timeout = 10000")
-            await connection.execute("PRAGMA journal_mode = WAL")
-            await migrate(SCHEMA, immediate(connection))
-        except BaseException:
-            await connection.close()
-            raise
-        return connection
+        url = URL.create("sqlite+aiosqlite", database=str(self.path))
+        return lock_on_begin(create_async_engine(url), wal=True)
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one write statement (its own transaction); returns the rows it changed."""
-        connection = await self.connection()
-        cursor = await connection.execute(sql, params)
-        await cursor.close()
-        return cursor.rowcount
+        async with self.session() as session:
+            connection = await session.connection()
+            result = await connection.exec_driver_sql(sql, tuple(params))
+            return int(result.rowcount)
 
     async def insert(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one INSERT (its own transaction); returns the new row's id."""
-        connection = await self.connection()
-        cursor = await connection.execute(sql, params)
-        await cursor.close()
-        if cursor.lastrowid is None:
-            raise RuntimeError("the statement inserted no row")
-        return cursor.lastrowid
+        async with self.session() as session:
+            connection = await session.connection()
+            result = await connection.exec_driver_sql(sql, tuple(params))
+            if result.lastrowid is None:
+                raise RuntimeError("the statement inserted no row")
+            return int(result.lastrowid)
 
     async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Run a query; rows come back as dicts."""
-        connection = await self.connection()
-        async with connection.execute(sql, params) as cursor:
-            return [dict(row) for row in await cursor.fetchall()]
+        async with self.session() as session:
+            connection = await session.connection()
+            result = await connection.exec_driver_sql(sql, tuple(params))
+            return [dict(row) for row in result.mappings()]
 
     async def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
         """The first row of a query, or None."""
         rows = await self.fetch_all(sql, params)
         return rows[0] if rows else None
-
-    async def close(self) -> None:
-        """Close the connection (a later call to :meth:`connection` reopens it)."""
-        async with self._lock:
-            if self._connection is not None:
-                connection, self._connection = self._connection, None
-                await connection.close()
 
 
 def init_db(app: Quart, path: Path) -> AppDatabase:
@@ -139,11 +76,7 @@ def init_db(app: Quart, path: Path) -> AppDatabase:
     """
     database = AppDatabase(path)
     app.extensions["app_db"] = database
-
-    async def open_database() -> None:
-        await database.connection()
-
-    app.before_serving(open_database)
+    app.before_serving(database.open)
     close_when_serving_ends(app, database.close)
     return database
 

@@ -35,4 +35,9 @@ async def driver_connection(connection: Any) -> Any:
     if not connection.in_transaction():
         await connection.begin()
     raw = await connection.get_raw_connection()
-    return raw.driver_connection
+    driver: Any = raw.driver_connection
+    if hasattr(driver, "is_in_transaction") and not driver.is_in_transaction():
+        # SQLAlchemy's asyncpg adapter starts the server transaction at its
+        # first statement; without one, the tasks would be autocommitted.
+        await connection.exec_driver_sql("SELECT 1")
+    return driver

@@ -15,10 +15,13 @@ import time
 from typing import Any
 
 from quart import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy import CursorResult, select
+from sqlalchemy.dialects.sqlite import insert
 
 from app.access import requires_token
 from app.db import AppDatabase, app_db
 from app.extensions import tasks
+from app.models import Record
 from app.scenarios.responses import (
     ApiError,
     accepted,
@@ -44,12 +47,14 @@ async def store_record(data: str) -> dict[str, Any]:
 
 async def save_record(database: AppDatabase, task_id: str, data: str) -> bool:
     """Insert the record of ``task_id`` unless it exists; True if this call wrote it."""
-    changed = await database.execute(
-        "INSERT INTO records (task_id, data, created_at) VALUES (?, ?, ?)"
-        " ON CONFLICT (task_id) DO NOTHING",
-        (task_id, data, time.time()),
+    statement = (
+        insert(Record)
+        .values(task_id=task_id, data=data, created_at=time.time())
+        .on_conflict_do_nothing(index_elements=[Record.task_id])
     )
-    return changed == 1
+    async with database.session() as session:
+        result: CursorResult[Any] = await session.execute(statement)  # type: ignore[assignment]
+        return result.rowcount == 1
 
 
 @blueprint.post("")
@@ -66,7 +71,10 @@ async def list_records() -> Response:
     raw = request.args.get("limit", "50")
     if not raw.isdigit() or not 1 <= int(raw) <= 500:
         raise ApiError(400, "invalid_limit", "limit must be an integer from 1 to 500")
-    rows = await app_db().fetch_all(
-        "SELECT id, task_id, data, created_at FROM records ORDER BY id DESC LIMIT ?", (int(raw),)
-    )
+    async with app_db().session() as session:
+        found = await session.scalars(select(Record).order_by(Record.id.desc()).limit(int(raw)))
+        rows = [
+            {"id": r.id, "task_id": r.task_id, "data": r.data, "created_at": r.created_at}
+            for r in found
+        ]
     return jsonify({"records": rows})

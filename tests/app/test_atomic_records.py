@@ -7,8 +7,11 @@ from typing import Any
 import pytest
 from quart import Quart
 from quart.typing import TestClientProtocol as QuartClient
+from sqlalchemy import select, text
 
 from app.extensions import tasks
+from app.migrations import VERSION_TABLE
+from app.models import RecordRequest
 from app.scenarios import atomic_records
 from app.taskdb import task_db
 from tasks import State
@@ -52,8 +55,9 @@ async def test_committed_request_keeps_row_and_task_and_the_task_runs(
         database = task_db()
         await database.close()
         await database.open()
-        versions = await database.fetch_all("SELECT version FROM app_schema_migrations")
-    assert versions == [{"version": 1}]
+        async with database.session() as session:
+            versions = (await session.scalars(text(f"SELECT * FROM {VERSION_TABLE}"))).all()
+    assert versions == ["taskdb_0001"]
     assert [r["task_id"] for r in await requests(client)] == [task_id]
 
 
@@ -66,10 +70,10 @@ async def test_rolled_back_transaction_leaves_neither_row_nor_task(
     written: list[str] = []
 
     async def request_then_fail() -> None:
-        async with task_db().transaction() as transaction:
-            handle = await atomic_records.request_record(transaction, "lost")
-            inside = await transaction.fetch_all("SELECT task_id FROM record_requests")
-            assert inside == [{"task_id": handle.id}]  # written, not yet committed
+        async with task_db().session() as session:
+            handle = await atomic_records.request_record(session, "lost")
+            inside = (await session.scalars(select(RecordRequest.task_id))).all()
+            assert inside == [handle.id]  # written, not yet committed
             written.append(handle.id)
             raise AbortError
 
@@ -116,8 +120,8 @@ async def test_the_task_is_kept_off_the_http_api(client: QuartClient) -> None:
 
 
 async def rename(app: Quart, old: str, new: str) -> None:
-    async with app.app_context(), task_db().transaction() as transaction:
-        await transaction.execute(f"ALTER TABLE {old} RENAME TO {new}")
+    async with app.app_context(), task_db().session() as session:
+        await session.execute(text(f"ALTER TABLE {old} RENAME TO {new}"))
 
 
 async def test_failed_write_answers_503_and_leaves_no_task(app: Quart, client: QuartClient) -> None:

@@ -93,3 +93,15 @@ async def test_an_async_connection_works_too(engine: AsyncEngine) -> None:
         [handle] = await tasks.enqueue_in(conn, sample_app.add.call(2, 2))
         await conn.commit()
     assert await handle.result(10) == 4
+
+
+async def test_enqueue_first_in_a_session_still_rolls_back(engine: AsyncEngine) -> None:
+    # Nothing ran in the session before: on asyncpg, SQLAlchemy's transaction
+    # had not reached the server yet, and the task used to be autocommitted.
+    async with AsyncSession(engine) as session:
+        [handle] = await tasks.enqueue_in(session, sample_app.add.call(1, 2))
+        session.add(Note(body="lost"))
+        await session.flush()
+        await session.rollback()
+    assert await notes(engine) == []
+    assert await tasks.store.get(handle.id) is None

@@ -1,0 +1,1 @@
+"""Alembic environment and revisions of the app's tables (see app/migrations.py)."""
