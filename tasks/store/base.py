@@ -52,6 +52,22 @@ class Reclaimed:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueStats:
+    """One queue's load: tasks waiting, tasks held by workers, and the earliest waiting one.
+
+    ``running`` counts ``running`` and ``cancelling`` tasks (both hold a worker's
+    slot); ``oldest_run_at`` is the earliest ``run_at`` of its queued tasks
+    (None when none is queued), so ``now - oldest_run_at`` is how long the
+    oldest due task has waited (negative: nothing is due yet).
+    """
+
+    queue: str
+    queued: int
+    running: int
+    oldest_run_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class ScheduleState:
     """What the store keeps of a schedule: the latest slot fired, and whether it is paused."""
 
@@ -182,16 +198,21 @@ class Store(Protocol):
         *,
         state: State | None = None,
         name: str | None = None,
+        queue: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
-        """Tasks newest first, filtered; ``cursor`` is a previous page's ``next_cursor``."""
+        """Tasks newest first, filtered (every given filter applies).
+
+        ``cursor`` is a previous page's ``next_cursor``.
+        """
 
     async def list_summaries(
         self,
         *,
         state: State | None = None,
         name: str | None = None,
+        queue: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> SummaryPage:
@@ -210,6 +231,9 @@ class Store(Protocol):
 
     async def count_by_name(self) -> dict[str, dict[State, int]]:
         """Per task name, how many tasks are in each state."""
+
+    async def queue_stats(self) -> builtins.list[QueueStats]:
+        """Per queue with queued, running or cancelling tasks, its :class:`QueueStats`, by name."""
 
     async def next_run_at(self, queues: Sequence[str], after: float) -> float | None:
         """The earliest ``run_at`` later than ``after`` of the queued tasks in ``queues``."""
