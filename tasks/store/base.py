@@ -12,12 +12,12 @@ without failing the calls it shares a transaction with.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tasks.errors import QueueFullError
-from tasks.model import Finish, NewTask, Progress, State, TaskRecord
+from tasks.model import TERMINAL_STATES, Finish, NewTask, Progress, State, TaskRecord
 from tasks.summary import SummaryPage, TaskSummary
 
 
@@ -74,6 +74,14 @@ class ScheduleState:
     name: str
     last_slot: float
     paused: bool
+
+
+def terminal_values(states: Collection[State]) -> builtins.list[str]:
+    """The values of ``states``, sorted; :class:`ValueError` if one is not terminal."""
+    live = sorted(s.value for s in states if s not in TERMINAL_STATES)
+    if live:
+        raise ValueError(f"only finished tasks can be purged, not {', '.join(live)} ones")
+    return sorted(s.value for s in states)
 
 
 def queue_full(queued: int, bound: int) -> QueueFullError:
@@ -264,5 +272,8 @@ class Store(Protocol):
     async def count_queued(self) -> int:
         """How many tasks wait in the queue (for the bounded backlog)."""
 
-    async def purge_finished(self, finished_before: float, limit: int) -> int:
-        """Delete up to ``limit`` terminal tasks finished before the given time."""
+    async def purge_finished(
+        self, finished_before: float, limit: int, states: Collection[State] = TERMINAL_STATES
+    ) -> int:
+        """Delete up to ``limit`` tasks in ``states`` (terminal ones) finished before the given
+        time; return how many. A state that is not terminal raises :class:`ValueError`."""

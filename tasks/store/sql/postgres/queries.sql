@@ -156,7 +156,7 @@ WHERE id = $2 AND state IN ('failed', 'cancelled') RETURNING id
 -- name: purge
 WITH old AS MATERIALIZED (
     SELECT id FROM tasks
-    WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at < $1
+    WHERE state = ANY($3::text[]) AND finished_at < $1
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 )

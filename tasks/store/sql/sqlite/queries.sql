@@ -132,8 +132,9 @@ UPDATE tasks SET state = 'queued', attempts = 0, snoozes = 0, run_at = ?, starte
 WHERE id = ? AND state IN ('failed', 'cancelled')
 
 -- name: purge
-DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state IN
-    ('succeeded', 'failed', 'cancelled') AND finished_at < ? LIMIT ?) RETURNING id
+-- {marks}: the terminal states to delete.
+DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state IN ({marks})
+    AND finished_at < ? LIMIT ?) RETURNING id
 
 -- name: get
 SELECT {columns} FROM tasks WHERE id = ?
