@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tasks.model import ErrorInfo, Finish, State
 from tasks.store import Store
 from tests.cli.conftest import run_cli
 from tests.store.contract import OWNER, add, claim_one, must_get
+
+pytestmark = pytest.mark.slow  # each test runs `python -m tasks` subprocesses
 
 TRACEBACK = 'Traceback (most recent call last):\n  File "jobs.py", line 3\nValueError: bad\n'
 

@@ -13,6 +13,8 @@ from tasks.store.sqlite import SQLiteStore
 from tests.cli.conftest import run_cli
 from tests.store.contract import add
 
+pytestmark = pytest.mark.slow  # each test runs `python -m tasks` subprocesses
+
 
 def test_bad_or_missing_configuration_exits_2() -> None:
     scheme = run_cli("list", "--database-url", "mysql://localhost/tasks")
