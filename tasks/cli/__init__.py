@@ -34,5 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cli.main(args=argv, prog_name="python -m tasks", standalone_mode=True)
     except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 1
+        if exc.code is not None and not isinstance(exc.code, int):
+            raise  # a message (``worker``: no Tasks extension): Python prints it, exit code 1
+        return exc.code or 0
     return 0

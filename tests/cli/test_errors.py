@@ -27,6 +27,9 @@ def test_bad_or_missing_configuration_exits_2() -> None:
     workers = run_cli("workers", url="sqlite:///unused.sqlite3")
     assert workers.code == 2
     assert "no worker registry" in workers.err
+    plain = run_cli("worker", "tests.cli.conftest:CLI_TIMEOUT")  # not an app with Tasks
+    assert plain.code == 1
+    assert "has no Tasks extension (call tasks.init_app(app))" in plain.err
 
 
 def test_missing_sqlite_file_exits_3_and_creates_nothing(tmp_path: Path) -> None:
