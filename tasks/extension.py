@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 from quart.signals import got_serving_exception
 
 from tasks import control, enqueueing
+from tasks.cli import cli
 from tasks.config import TasksConfig
 from tasks.errors import NotAcceptingError
 from tasks.events import EventBus, Listener
@@ -178,12 +179,14 @@ class Tasks(ScheduleMethods):
     # -- app binding and lifespan (tasks.lifespan) ----------------------------
 
     def init_app(self, app: Quart) -> None:
-        """Bind to ``app``: start with its serving lifespan, drain when it stops."""
+        """Bind to ``app``: start with its serving lifespan, drain when it stops; add the
+        ``quart tasks`` commands."""
         self.app = app
         app.extensions["tasks"] = self
         app.before_serving(self.startup)
         app.after_serving(self.shutdown)
         got_serving_exception.connect(self._lifespan.on_serving_exception, app)
+        app.cli.add_command(cli)  # `quart tasks ...`: the commands of `python -m tasks`
 
     def running(self, app: Quart | None = None) -> RunningTasks:
         """``with``/``async with tasks.running():`` enqueue outside a served app.

@@ -12,12 +12,12 @@ without failing the calls it shares a transaction with.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tasks.errors import QueueFullError
-from tasks.model import Finish, NewTask, Progress, State, TaskRecord
+from tasks.model import TERMINAL_STATES, Finish, NewTask, Progress, State, TaskRecord
 from tasks.summary import SummaryPage, TaskSummary
 
 
@@ -52,12 +52,36 @@ class Reclaimed:
 
 
 @dataclass(frozen=True, slots=True)
+class QueueStats:
+    """One queue's load: tasks waiting, tasks held by workers, and the earliest waiting one.
+
+    ``running`` counts ``running`` and ``cancelling`` tasks (both hold a worker's
+    slot); ``oldest_run_at`` is the earliest ``run_at`` of its queued tasks
+    (None when none is queued), so ``now - oldest_run_at`` is how long the
+    oldest due task has waited (negative: nothing is due yet).
+    """
+
+    queue: str
+    queued: int
+    running: int
+    oldest_run_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class ScheduleState:
     """What the store keeps of a schedule: the latest slot fired, and whether it is paused."""
 
     name: str
     last_slot: float
     paused: bool
+
+
+def terminal_values(states: Collection[State]) -> builtins.list[str]:
+    """The values of ``states``, sorted; :class:`ValueError` if one is not terminal."""
+    live = sorted(s.value for s in states if s not in TERMINAL_STATES)
+    if live:
+        raise ValueError(f"only finished tasks can be purged, not {', '.join(live)} ones")
+    return sorted(s.value for s in states)
 
 
 def queue_full(queued: int, bound: int) -> QueueFullError:
@@ -182,16 +206,21 @@ class Store(Protocol):
         *,
         state: State | None = None,
         name: str | None = None,
+        queue: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
-        """Tasks newest first, filtered; ``cursor`` is a previous page's ``next_cursor``."""
+        """Tasks newest first, filtered (every given filter applies).
+
+        ``cursor`` is a previous page's ``next_cursor``.
+        """
 
     async def list_summaries(
         self,
         *,
         state: State | None = None,
         name: str | None = None,
+        queue: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> SummaryPage:
@@ -210,6 +239,9 @@ class Store(Protocol):
 
     async def count_by_name(self) -> dict[str, dict[State, int]]:
         """Per task name, how many tasks are in each state."""
+
+    async def queue_stats(self) -> builtins.list[QueueStats]:
+        """Per queue with queued, running or cancelling tasks, its :class:`QueueStats`, by name."""
 
     async def next_run_at(self, queues: Sequence[str], after: float) -> float | None:
         """The earliest ``run_at`` later than ``after`` of the queued tasks in ``queues``."""
@@ -240,5 +272,8 @@ class Store(Protocol):
     async def count_queued(self) -> int:
         """How many tasks wait in the queue (for the bounded backlog)."""
 
-    async def purge_finished(self, finished_before: float, limit: int) -> int:
-        """Delete up to ``limit`` terminal tasks finished before the given time."""
+    async def purge_finished(
+        self, finished_before: float, limit: int, states: Collection[State] = TERMINAL_STATES
+    ) -> int:
+        """Delete up to ``limit`` tasks in ``states`` (terminal ones) finished before the given
+        time; return how many. A state that is not terminal raises :class:`ValueError`."""

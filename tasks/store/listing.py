@@ -26,6 +26,7 @@ class Listings:
         *,
         state: State | None = None,
         name: str | None = None,
+        queue: str | None = None,
         cursor: str | None = None,
         task_id: str | None = None,
         limit: int = 1,
@@ -38,12 +39,15 @@ class Listings:
         *,
         state: State | None = None,
         name: str | None = None,
+        queue: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page:
         """Tasks newest first; see :meth:`Store.list`."""
         # One row more than the page: it tells whether a next page exists.
-        rows = await self._select(COLUMNS, state=state, name=name, cursor=cursor, limit=limit + 1)
+        rows = await self._select(
+            COLUMNS, state=state, name=name, queue=queue, cursor=cursor, limit=limit + 1
+        )
         records = [record_from_row(row) for row in rows[:limit]]
         return Page(records, page_cursor(records, len(rows), limit))
 
@@ -52,12 +56,18 @@ class Listings:
         *,
         state: State | None = None,
         name: str | None = None,
+        queue: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> SummaryPage:
         """Task summaries newest first; see :meth:`Store.list_summaries`."""
         rows = await self._select(
-            self._summary_columns, state=state, name=name, cursor=cursor, limit=limit + 1
+            self._summary_columns,
+            state=state,
+            name=name,
+            queue=queue,
+            cursor=cursor,
+            limit=limit + 1,
         )
         summaries = [summary_from_row(row) for row in rows[:limit]]
         return SummaryPage(summaries, page_cursor(summaries, len(rows), limit))

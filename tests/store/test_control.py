@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 import time
 
+import pytest
+
 from tasks.model import ErrorInfo, Finish, Progress, State, new_id
 from tasks.store import Store
 from tests.store.contract import (
@@ -118,3 +120,23 @@ async def test_purge_finished_deletes_only_old_terminal_tasks(store: Store) -> N
         running,
         waiting,
     }
+
+
+async def test_purge_finished_deletes_only_the_given_states(store: Store) -> None:
+    ids = await add(store, 3)
+    await store.claim(OWNER, ["default"], 2, LEASE)
+    await store.finish(
+        [
+            Finish(ids[0], OWNER, State.SUCCEEDED),
+            Finish(ids[1], OWNER, State.FAILED, error=ErrorInfo("E", "m")),
+        ]
+    )
+    await store.cancel(ids[2])
+    later = time.time() + 60
+
+    assert await store.purge_finished(later, 10, {State.FAILED}) == 1
+    assert await store.purge_finished(later, 10, set()) == 0
+    with pytest.raises(ValueError, match="not queued, running ones"):
+        await store.purge_finished(later, 10, {State.RUNNING, State.QUEUED, State.FAILED})
+    assert sorted(r.id for r in await store.get_many(ids)) == sorted([ids[0], ids[2]])
+    assert await store.purge_finished(later, 10, {State.CANCELLED, State.SUCCEEDED}) == 2

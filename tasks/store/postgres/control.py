@@ -55,9 +55,9 @@ async def retry(tx: Tx, task_id: str) -> TaskRecord | None:
     return await _select_one(tx.conn, task_id)
 
 
-async def purge_finished(tx: Tx, finished_before: float, limit: int) -> int:
-    """Delete up to ``limit`` tasks that finished before ``finished_before``; how many."""
-    status: str = await tx.conn.execute(_SQL["purge"], finished_before, limit)
+async def purge_finished(tx: Tx, finished_before: float, limit: int, states: list[str]) -> int:
+    """Delete up to ``limit`` tasks in ``states`` that finished before ``finished_before``."""
+    status: str = await tx.conn.execute(_SQL["purge"], finished_before, limit, states)
     return int(status.split()[-1])  # "DELETE <count>"
 
 

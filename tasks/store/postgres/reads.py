@@ -12,6 +12,7 @@ from typing import Any
 
 from tasks.model import State, TaskRecord
 from tasks.store import rows as shared_rows
+from tasks.store.base import QueueStats
 from tasks.store.listing import Listings
 from tasks.store.queries import load_queries
 from tasks.store.rows import COLUMNS, record_from_row, summary_columns
@@ -59,6 +60,14 @@ class PostgresReads(Listings):
         rows = await self._read(_SQL["cancel_requests"], owner)
         return [row[0] for row in rows]
 
+    async def queue_stats(self) -> builtins.list[QueueStats]:
+        """Load per queue; see :meth:`Store.queue_stats`."""
+        rows = await self._read(_SQL["queue_stats"])
+        return [
+            QueueStats(row[0], int(row[1]), int(row[2]), None if row[3] is None else float(row[3]))
+            for row in rows
+        ]
+
     async def count_queued(self) -> int:
         """Backlog size; see :meth:`Store.count_queued`."""
         return await shared_rows.count_queued(self._read)
@@ -72,6 +81,7 @@ class PostgresReads(Listings):
         *,
         state: State | None = None,
         name: str | None = None,
+        queue: str | None = None,
         cursor: str | None = None,
         task_id: str | None = None,
         limit: int = 1,
@@ -82,6 +92,7 @@ class PostgresReads(Listings):
         for condition, value in (
             ("state = ${}", None if state is None else state.value),
             ("name = ${}", name),
+            ("queue = ${}", queue),
             ("id < ${}", cursor),
             ("id = ${}", task_id),
         ):

@@ -13,15 +13,15 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import asyncpg
 
 from tasks.errors import StoreUnavailableError, TasksError, WriteRejectedError
-from tasks.model import Finish, NewTask, Progress, TaskRecord
-from tasks.store.base import Inserted, Reclaimed
+from tasks.model import TERMINAL_STATES, Finish, NewTask, Progress, State, TaskRecord
+from tasks.store.base import Inserted, Reclaimed, terminal_values
 from tasks.store.batching import (
     ClosedError,
     GroupCommit,
@@ -253,11 +253,14 @@ class PostgresStore(ScheduleStore, PostgresReads):
         """Requeue a failed or cancelled task; see :meth:`Store.retry`."""
         return await self._call(control.retry, task_id)
 
-    async def purge_finished(self, finished_before: float, limit: int) -> int:
+    async def purge_finished(
+        self, finished_before: float, limit: int, states: Collection[State] = TERMINAL_STATES
+    ) -> int:
         """Delete old finished tasks; see :meth:`Store.purge_finished`."""
-        if limit <= 0:
+        chosen = terminal_values(states)
+        if limit <= 0 or not chosen:
             return 0
-        return await self._call(control.purge_finished, finished_before, limit)
+        return await self._call(control.purge_finished, finished_before, limit, chosen)
 
     async def _call(self, fn: Callable[..., Awaitable[_T]], *args: Any) -> _T:
         """Run ``await fn(tx, *args)`` in a group-commit transaction."""

@@ -67,9 +67,12 @@ def retry(conn: sqlite3.Connection, task_id: str) -> TaskRecord | None:
     return _select_one(conn, task_id)
 
 
-def purge_finished(conn: sqlite3.Connection, finished_before: float, limit: int) -> int:
-    """Delete up to ``limit`` tasks that finished before ``finished_before``; how many."""
-    return len(conn.execute(_SQL["purge"], (finished_before, limit)).fetchall())
+def purge_finished(
+    conn: sqlite3.Connection, finished_before: float, limit: int, states: Sequence[str]
+) -> int:
+    """Delete up to ``limit`` tasks in ``states`` that finished before ``finished_before``."""
+    sql = _SQL["purge"].format(marks=", ".join("?" * len(states)))
+    return len(conn.execute(sql, (*states, finished_before, limit)).fetchall())
 
 
 def _select_one(conn: sqlite3.Connection, task_id: str) -> TaskRecord | None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from tasks.model import State, TaskRecord
 from tasks.store import rows as shared_rows
+from tasks.store.base import QueueStats
 from tasks.store.listing import Listings
 from tasks.store.queries import load_queries
 from tasks.store.rows import COLUMNS, record_from_row, summary_columns
@@ -53,6 +54,7 @@ class SQLiteReads(Listings):
         *,
         state: State | None = None,
         name: str | None = None,
+        queue: str | None = None,
         cursor: str | None = None,
         task_id: str | None = None,
         limit: int = 1,
@@ -62,6 +64,7 @@ class SQLiteReads(Listings):
         for condition, value in (
             ("state = ?", None if state is None else state.value),
             ("name = ?", name),
+            ("queue = ?", queue),
             ("id < ?", cursor),
             ("id = ?", task_id),
         ):
@@ -90,6 +93,14 @@ class SQLiteReads(Listings):
         """Tasks asked to stop; see :meth:`Store.cancel_requests`."""
         rows = await self._read(_SQL["cancel_requests"], (owner,))
         return [row[0] for row in rows]
+
+    async def queue_stats(self) -> builtins.list[QueueStats]:
+        """Load per queue; see :meth:`Store.queue_stats`."""
+        rows = await self._read(_SQL["queue_stats"])
+        return [
+            QueueStats(row[0], int(row[1]), int(row[2]), None if row[3] is None else float(row[3]))
+            for row in rows
+        ]
 
     async def count_queued(self) -> int:
         """Backlog size; see :meth:`Store.count_queued`."""

@@ -17,14 +17,14 @@ import builtins
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import aiosqlite
 
 from tasks.errors import StoreUnavailableError, TasksError, WriteRejectedError
-from tasks.model import Finish, NewTask, Progress, TaskRecord
-from tasks.store.base import Inserted, Reclaimed
+from tasks.model import TERMINAL_STATES, Finish, NewTask, Progress, State, TaskRecord
+from tasks.store.base import Inserted, Reclaimed, terminal_values
 from tasks.store.batching import (
     ClosedError,
     GroupCommit,
@@ -200,11 +200,14 @@ class SQLiteStore(ScheduleStore, SQLiteReads):
         result: TaskRecord | None = await self._call(control.retry, task_id)
         return result
 
-    async def purge_finished(self, finished_before: float, limit: int) -> int:
+    async def purge_finished(
+        self, finished_before: float, limit: int, states: Collection[State] = TERMINAL_STATES
+    ) -> int:
         """Delete old finished tasks; see :meth:`Store.purge_finished`."""
-        if limit <= 0:
+        chosen = terminal_values(states)
+        if limit <= 0 or not chosen:
             return 0
-        purged: int = await self._call(control.purge_finished, finished_before, limit)
+        purged: int = await self._call(control.purge_finished, finished_before, limit, chosen)
         return purged
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:

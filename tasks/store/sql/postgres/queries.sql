@@ -156,7 +156,7 @@ WHERE id = $2 AND state IN ('failed', 'cancelled') RETURNING id
 -- name: purge
 WITH old AS MATERIALIZED (
     SELECT id FROM tasks
-    WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at < $1
+    WHERE state = ANY($3::text[]) AND finished_at < $1
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 )
@@ -189,3 +189,14 @@ UPDATE tasks_schedules SET last_slot = GREATEST(last_slot, $1), updated_at = $2 
 -- name: schedule_paused
 UPDATE tasks_schedules SET paused = $1, updated_at = $2 WHERE name = $3
 RETURNING name, last_slot, paused
+
+-- name: queue_stats
+-- Per queue: queued, held by a worker (running or cancelling), earliest queued run_at.
+SELECT queue,
+       SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END),
+       SUM(CASE WHEN state <> 'queued' THEN 1 ELSE 0 END),
+       MIN(CASE WHEN state = 'queued' THEN run_at END)
+FROM tasks
+WHERE state IN ('queued', 'running', 'cancelling')
+GROUP BY queue
+ORDER BY queue

@@ -132,8 +132,9 @@ UPDATE tasks SET state = 'queued', attempts = 0, snoozes = 0, run_at = ?, starte
 WHERE id = ? AND state IN ('failed', 'cancelled')
 
 -- name: purge
-DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state IN
-    ('succeeded', 'failed', 'cancelled') AND finished_at < ? LIMIT ?) RETURNING id
+-- {marks}: the terminal states to delete.
+DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state IN ({marks})
+    AND finished_at < ? LIMIT ?) RETURNING id
 
 -- name: get
 SELECT {columns} FROM tasks WHERE id = ?
@@ -160,3 +161,14 @@ UPDATE tasks_schedules SET last_slot = MAX(last_slot, ?), updated_at = ? WHERE n
 -- name: schedule_paused
 UPDATE tasks_schedules SET paused = ?, updated_at = ? WHERE name = ?
 RETURNING name, last_slot, paused
+
+-- name: queue_stats
+-- Per queue: queued, held by a worker (running or cancelling), earliest queued run_at.
+SELECT queue,
+       SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END),
+       SUM(CASE WHEN state <> 'queued' THEN 1 ELSE 0 END),
+       MIN(CASE WHEN state = 'queued' THEN run_at END)
+FROM tasks
+WHERE state IN ('queued', 'running', 'cancelling')
+GROUP BY queue
+ORDER BY queue
