@@ -17,6 +17,8 @@ fails as "locked", and concurrent writers, or migrators, go one after another.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,12 +30,29 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from app.migrations import Target, migrate
 from tasks import StoreUnavailableError
+from tasks.store.sqlite.connection import WAL_ATTEMPTS, WAL_RETRY_PAUSE
 
 BUSY_TIMEOUT_MS = 10_000
 
 
 class ConflictError(Exception):
     """A write broke a uniqueness rule; the transaction it ran in is rolled back."""
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch to WAL; starters racing on a new file are answered "locked" at once: retry.
+
+    (SQLite does not wait on its busy timeout for a contended journal-mode
+    switch; the engine's store does the same, see ``tasks.store.sqlite``.)
+    """
+    for attempt in range(WAL_ATTEMPTS):
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt + 1 == WAL_ATTEMPTS:
+                raise
+            time.sleep(WAL_RETRY_PAUSE)  # on the connection's own thread, not the loop
 
 
 def lock_on_begin(engine: AsyncEngine, *, wal: bool = False) -> AsyncEngine:
@@ -45,7 +64,7 @@ def lock_on_begin(engine: AsyncEngine, *, wal: bool = False) -> AsyncEngine:
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         if wal:
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(cursor)
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

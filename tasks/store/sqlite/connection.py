@@ -12,8 +12,10 @@ on a connection's own thread.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -63,9 +65,32 @@ async def connect(path: str, busy_timeout: float, synchronous: str) -> aiosqlite
     return conn
 
 
+WAL_ATTEMPTS = 100
+WAL_RETRY_PAUSE = 0.02
+"""Seconds between two tries of a contended switch to WAL (2 s in all)."""
+
+
+async def enable_wal(db: aiosqlite.Connection) -> None:
+    """Switch the file to WAL mode; a switch that races other openers is tried again.
+
+    Several processes (``hypercorn -w N``) opening a new file at once all ask
+    for the switch, which needs the file to themselves; SQLite answers the
+    losers "database is locked" at once, without waiting on its busy timeout.
+    Once the file is in WAL mode the switch is a no-op and never contends.
+    """
+    for attempt in range(WAL_ATTEMPTS):
+        try:
+            await db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt + 1 == WAL_ATTEMPTS:
+                raise
+            await asyncio.sleep(WAL_RETRY_PAUSE)
+
+
 async def prepare_writer(db: aiosqlite.Connection, path: str) -> None:
     """WAL mode without automatic checkpoints, migrations applied, writability checked."""
-    await db.execute("PRAGMA journal_mode=WAL")
+    await enable_wal(db)
     await db.execute("PRAGMA wal_autocheckpoint=0")
     await db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
     await _migrate(db, path)
