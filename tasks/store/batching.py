@@ -21,6 +21,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tasks.errors import TasksError, WriteRejectedError
+
 log = logging.getLogger("tasks.store")
 
 
@@ -44,6 +46,24 @@ class RequestFailed:
     """A batch result: this one request failed with ``error``; the others committed."""
 
     error: BaseException
+
+
+def rejected(
+    failed: RequestFailed, refused_by: str, detail: Callable[[BaseException], str] = str
+) -> RequestFailed:
+    """A request's own failure as its caller sees it.
+
+    The engine's own errors pass as they are; anything else (a value the
+    database refused) becomes a :class:`~tasks.errors.WriteRejectedError`
+    saying that ``refused_by`` (the database, described) refused the write,
+    with ``detail(error)`` (a backend may strip secrets from it).
+    """
+    error = failed.error
+    if isinstance(error, TasksError):
+        return failed
+    rejection = WriteRejectedError(f"{refused_by} refused the write: {detail(error)}")
+    rejection.__cause__ = error
+    return RequestFailed(rejection)
 
 
 def claim_payload(

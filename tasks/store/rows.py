@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from tasks.model import ErrorInfo, Progress, State, TaskRecord
+from tasks.store.base import QueueStats
 from tasks.summary import PREVIEW_CHARS, TEXT_CHARS, Excerpt, TaskSummary, clip
 
 Reader = Callable[[str], Awaitable[Sequence[Any]]]
@@ -181,3 +182,9 @@ async def count_queued(read: Reader) -> int:
     """How many tasks wait in the queue."""
     rows = await read("SELECT COUNT(*) FROM tasks WHERE state = 'queued'")
     return int(rows[0][0])
+
+
+def queue_stats_from_row(row: Sequence[Any]) -> QueueStats:
+    """A ``(queue, queued, running, oldest_run_at)`` row as :class:`QueueStats`."""
+    oldest = None if row[3] is None else float(row[3])
+    return QueueStats(row[0], int(row[1]), int(row[2]), oldest)

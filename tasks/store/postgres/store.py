@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from tasks.errors import StoreUnavailableError, TasksError, WriteRejectedError
+from tasks.errors import StoreUnavailableError
 from tasks.model import TERMINAL_STATES, Finish, NewTask, Progress, State, TaskRecord
 from tasks.store.base import Inserted, Reclaimed, terminal_values
 from tasks.store.batching import (
@@ -28,6 +28,7 @@ from tasks.store.batching import (
     RequestFailed,
     WriteRequest,
     claim_payload,
+    rejected,
 )
 from tasks.store.postgres import connection, control, schedules
 from tasks.store.postgres.connection import (
@@ -296,15 +297,8 @@ class PostgresStore(ScheduleStore, PostgresReads):
         raise AssertionError("unreachable")
 
     def _rejected(self, failed: RequestFailed) -> RequestFailed:
-        """A request's own failure as the caller sees it (the store's errors pass as they are)."""
-        error = failed.error
-        if isinstance(error, TasksError):
-            return failed
-        rejected = WriteRejectedError(
-            f"{self._description} refused the write: {self._cause(error)}"
-        )
-        rejected.__cause__ = error
-        return RequestFailed(rejected)
+        """A request's own failure as the caller sees it; see :func:`rejected`."""
+        return rejected(failed, self._description, self._cause)
 
     # -- reads ---------------------------------------------------------------
 

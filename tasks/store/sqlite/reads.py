@@ -97,10 +97,7 @@ class SQLiteReads(Listings):
     async def queue_stats(self) -> builtins.list[QueueStats]:
         """Load per queue; see :meth:`Store.queue_stats`."""
         rows = await self._read(_SQL["queue_stats"])
-        return [
-            QueueStats(row[0], int(row[1]), int(row[2]), None if row[3] is None else float(row[3]))
-            for row in rows
-        ]
+        return [shared_rows.queue_stats_from_row(row) for row in rows]
 
     async def count_queued(self) -> int:
         """Backlog size; see :meth:`Store.count_queued`."""

@@ -22,7 +22,7 @@ from typing import Any
 
 import aiosqlite
 
-from tasks.errors import StoreUnavailableError, TasksError, WriteRejectedError
+from tasks.errors import StoreUnavailableError
 from tasks.model import TERMINAL_STATES, Finish, NewTask, Progress, State, TaskRecord
 from tasks.store.base import Inserted, Reclaimed, terminal_values
 from tasks.store.batching import (
@@ -31,6 +31,7 @@ from tasks.store.batching import (
     RequestFailed,
     WriteRequest,
     claim_payload,
+    rejected,
 )
 from tasks.store.schedule_store import ScheduleStore
 from tasks.store.sqlite import connection, control, schedules, writes
@@ -247,13 +248,8 @@ class SQLiteStore(ScheduleStore, SQLiteReads):
         raise AssertionError("unreachable")
 
     def _rejected(self, failed: RequestFailed) -> RequestFailed:
-        """A request's own failure as the caller sees it (the store's errors pass as they are)."""
-        error = failed.error
-        if isinstance(error, TasksError):
-            return failed
-        rejected = WriteRejectedError(f"task database {self.path} refused the write: {error}")
-        rejected.__cause__ = error
-        return RequestFailed(rejected)
+        """A request's own failure as the caller sees it; see :func:`rejected`."""
+        return rejected(failed, f"task database {self.path}")
 
     async def _transaction(self, batch: Sequence[WriteRequest]) -> builtins.list[Any]:
         """Run one batch in one transaction, in one round trip to the writer's thread.
