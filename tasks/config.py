@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from tasks.errors import ConfigurationError
+from tasks.limits import parse_queue_limits
 
 
 def parse_bool(value: str) -> bool:
@@ -63,6 +65,10 @@ class TasksConfig:
     """Minimum seconds between two progress writes of one task."""
     queues: tuple[str, ...] = ("default",)
     """Queues this process's workers take tasks from."""
+    queue_concurrency: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
+    """Fleet-wide cap on tasks running at once per queue: ``"mail=5,reports=2"`` or a
+    mapping. Enforced by the claim of every process that has it: set it alike
+    everywhere."""
     workers: bool = True
     """Run workers in this process (false: enqueue only, for web-only processes)."""
     default_max_attempts: int = 3
@@ -92,15 +98,19 @@ class TasksConfig:
         environ = os.environ if environ is None else environ
         overrides = overrides or {}
         values: dict[str, Any] = {}
-        for field in fields(cls):
-            key = f"TASKS_{field.name.upper()}"
-            default = field.default
+        for spec in fields(cls):
+            key = f"TASKS_{spec.name.upper()}"
+            default = spec.default
+            if default is MISSING and spec.default_factory is not MISSING:
+                default = spec.default_factory()
             parse: Callable[[str], Any] = type(default)
             if isinstance(default, bool):
                 parse = parse_bool
             elif isinstance(default, tuple):
                 parse = _queues
-            raw = overrides.get(field.name)
+            elif isinstance(default, Mapping):
+                parse = parse_queue_limits
+            raw = overrides.get(spec.name)
             if raw is None:
                 raw = config.get(key)
             if raw is None:
@@ -111,11 +121,13 @@ class TasksConfig:
                 value = parse(raw) if isinstance(raw, str) else raw
                 if isinstance(default, tuple) and isinstance(value, list):
                     value = tuple(value)
+                if isinstance(default, Mapping):
+                    value = MappingProxyType(parse_queue_limits(value))
                 if isinstance(default, int | float) and not isinstance(default, bool):
                     value = type(default)(value)
             except (TypeError, ValueError) as exc:
                 raise ConfigurationError(f"invalid {key}={raw!r}: {exc}") from exc
-            values[field.name] = value
+            values[spec.name] = value
         if not values.get("database_url"):
             folder = Path(instance_path or "instance")
             folder.mkdir(parents=True, exist_ok=True)

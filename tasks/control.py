@@ -109,6 +109,11 @@ async def retry(rt: Runtime, task_id: str) -> TaskRecord:
             f"only failed or cancelled tasks can be retried; task {task_id} is {before.state.value}"
         )
     record = await rt.store.retry(task_id)
+    if record is not None and record.state != State.QUEUED and record.limits.unique_key:
+        raise InvalidStateError(
+            f"task {task_id} cannot be retried while another task with its unique key"
+            f" {record.limits.unique_key!r} is queued or running"
+        )
     if record is None or record.state != State.QUEUED:
         raise InvalidStateError(f"task {task_id} could not be retried")
     rt.wake()

@@ -192,7 +192,7 @@ class Dispatcher:
 
         try:
             records = await self._rt.store.claim(
-                self._rt.owner, config.queues, bind, config.lease_seconds
+                self._rt.owner, config.queues, bind, config.lease_seconds, config.queue_concurrency
             )
         except Exception as exc:
             log.warning("could not claim tasks: %s", exc)
@@ -229,15 +229,21 @@ class Dispatcher:
             self._buffered.discard(record.id)
             slot: asyncio.Future[None] = loop.create_future()
             self._busy += 1
-            execution = Execution(record, on_settled=functools.partial(self._free_slot, slot))
+            execution = Execution(
+                record, on_settled=functools.partial(self._free_slot, slot, record)
+            )
             execution.cancel_reason = self._stop_before_start.pop(record.id, None)
             self.running[record.id] = execution
             execution.task = asyncio.create_task(run_execution(self._rt, execution))
             execution.task.add_done_callback(functools.partial(self._finished, execution))
             await slot
 
-    def _free_slot(self, slot: asyncio.Future[None]) -> None:
+    def _free_slot(self, slot: asyncio.Future[None], record: TaskRecord) -> None:
         self._busy -= 1
+        if record.limits.concurrency_key is not None or (
+            record.queue in self._rt.config.queue_concurrency
+        ):
+            self.wake()  # its limit has a free slot: tasks held back by it may be claimable
         self._attention.set()
         if not slot.done():
             slot.set_result(None)

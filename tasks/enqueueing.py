@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from tasks.errors import NotAcceptingError, UnknownTaskError
 from tasks.events import TaskEvent
 from tasks.handle import TaskHandle
+from tasks.limits import row_limits
 from tasks.model import NewTask, State, TaskRecord, new_id
 from tasks.orm import driver_connection
 from tasks.registry import TaskCall
@@ -94,6 +95,8 @@ def queued_record(row: NewTask) -> TaskRecord:
         run_at=row.run_at,
         created_at=row.created_at,
         idempotency_key=row.idempotency_key,
+        timeout=row.timeout,
+        limits=row.limits,
     )
 
 
@@ -137,4 +140,15 @@ def new_task(rt: Runtime, call: TaskCall[Any], now: float) -> NewTask:
         created_at=now,
         idempotency_key=options.idempotency_key,
         timeout=options.timeout,
+        limits=row_limits(
+            task.name,
+            task.limits,
+            call.args,
+            call.kwargs,
+            {
+                "concurrency_key": options.concurrency_key,
+                "rate_key": options.rate_key,
+                "unique_key": options.unique_key,
+            },
+        ),
     )

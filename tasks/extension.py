@@ -23,6 +23,7 @@ from tasks.errors import NotAcceptingError
 from tasks.events import EventBus, Listener
 from tasks.handle import TaskHandle
 from tasks.lifespan import Lifespan
+from tasks.limits import KeyFunction
 from tasks.model import State, TaskRecord
 from tasks.offline import RunningTasks
 from tasks.registration import lookup, task_decorator
@@ -107,6 +108,12 @@ class Tasks(ScheduleMethods):
         retry_on: ExceptionTypes | None = None,
         dont_retry_on: ExceptionTypes = (),
         max_snoozes: int = DEFAULT_MAX_SNOOZES,
+        concurrency: int | None = None,
+        concurrency_key: KeyFunction | None = None,
+        rate_limit: str | None = None,
+        rate_key: KeyFunction | None = None,
+        unique: bool = False,
+        unique_key: KeyFunction | None = None,
     ) -> TaskDecorator: ...
 
     def task(
@@ -126,6 +133,12 @@ class Tasks(ScheduleMethods):
         retry_on: ExceptionTypes | None = None,
         dont_retry_on: ExceptionTypes = (),
         max_snoozes: int = DEFAULT_MAX_SNOOZES,
+        concurrency: int | None = None,
+        concurrency_key: KeyFunction | None = None,
+        rate_limit: str | None = None,
+        rate_key: KeyFunction | None = None,
+        unique: bool = False,
+        unique_key: KeyFunction | None = None,
     ) -> Any:
         """Register a function as a task (``@tasks.task`` or ``@tasks.task(...)``).
 
@@ -141,6 +154,12 @@ class Tasks(ScheduleMethods):
         :class:`tasks.Retry` (see :mod:`tasks.retrying`).
         Only tasks registered with ``http=True`` can be started over the HTTP
         API (``POST /tasks``); every task can be enqueued from Python.
+        Flow control, enforced across every process sharing the store (see
+        :mod:`tasks.limits`): ``concurrency`` tasks running at once (per value
+        of ``concurrency_key(*args, **kwargs)`` when given), ``rate_limit``
+        starts per period (``"10/s"``; per ``rate_key`` value when given), and
+        ``unique`` (or ``unique_key``): at most one queued or running task per
+        arguments (or key); enqueueing a duplicate returns the existing task.
         """
         register = task_decorator(
             self,
@@ -157,6 +176,14 @@ class Tasks(ScheduleMethods):
             retry_on=retry_on,
             dont_retry_on=dont_retry_on,
             max_snoozes=max_snoozes,
+            limits={
+                "concurrency": concurrency,
+                "concurrency_key": concurrency_key,
+                "rate_limit": rate_limit,
+                "rate_key": rate_key,
+                "unique": unique,
+                "unique_key": unique_key,
+            },
         )
         return register if fn is None else register(fn)
 

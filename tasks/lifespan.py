@@ -208,6 +208,7 @@ async def _start_workers(rt: Runtime) -> None:
     rt.dispatcher = Dispatcher(rt)
     rt.dispatcher.start()
     rt.store.on_new_work(rt.wake)
+    rt.store.on_limit_wait(rt.wake_at)
     rt.background.append(asyncio.create_task(keep_leases(rt), name="tasks-leases"))
     rt.background.append(asyncio.create_task(deliver_cancels(rt), name="tasks-cancels"))
 

@@ -63,6 +63,41 @@ class ErrorInfo:
         return view
 
 
+@dataclass(frozen=True, slots=True)
+class RowLimits:
+    """What a row stores for flow control; every field None when the task has none."""
+
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
+    rate_key: str | None = None
+    rate_limit: int | None = None
+    rate_period: float | None = None
+    unique_key: str | None = None
+
+    @property
+    def claim_limited(self) -> bool:
+        """Whether the claim must count this task against a concurrency or rate limit."""
+        return self.concurrency_key is not None or self.rate_key is not None
+
+    def to_dict(self) -> dict[str, Any] | None:
+        """A JSON-ready view; None for a task without flow control."""
+        if self == NO_LIMITS:
+            return None
+        rate = None
+        if self.rate_limit is not None and self.rate_period is not None:
+            rate = {"limit": self.rate_limit, "period": self.rate_period}
+        return {
+            "concurrency_key": self.concurrency_key,
+            "concurrency": self.concurrency_limit,
+            "rate_key": self.rate_key,
+            "rate": rate,
+            "unique_key": self.unique_key,
+        }
+
+
+NO_LIMITS = RowLimits()
+
+
 @dataclass(slots=True)
 class NewTask:
     """A task about to be inserted; arguments are already encoded as JSON text."""
@@ -79,6 +114,8 @@ class NewTask:
     idempotency_key: str | None = None
     timeout: float | None = None
     """Seconds a run may take; None: the registered task's ``timeout``."""
+    limits: RowLimits = NO_LIMITS
+    """Flow control stored with the row (see :mod:`tasks.limits`)."""
 
 
 @dataclass(slots=True)
@@ -111,6 +148,8 @@ class TaskRecord:
     """How often the task put itself back with :class:`tasks.Retry` (no attempt spent)."""
     timeout: float | None = None
     """This task's own timeout in seconds; None: the registered task's."""
+    limits: RowLimits = NO_LIMITS
+    """The flow control it was enqueued with (see :mod:`tasks.limits`)."""
 
     @property
     def done(self) -> bool:
@@ -145,6 +184,7 @@ class TaskRecord:
             "errors": [error.to_dict() for error in self.errors],
             "snoozes": self.snoozes,
             "timeout": self.timeout,
+            "limits": self.limits.to_dict(),
             "idempotency_key": self.idempotency_key,
             "run_at": iso(self.run_at),
             "created_at": iso(self.created_at),

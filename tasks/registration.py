@@ -9,10 +9,11 @@ function's ``module.qualname``, which worker processes resolve the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from tasks.errors import UnknownTaskError
+from tasks.limits import TaskLimits
 from tasks.registry import Enqueuer, ExecutorName, Task, executor_for
 
 Registry = dict[str, Task[..., Any]]
@@ -27,14 +28,18 @@ def task_decorator(
     executor: ExecutorName | None,
     max_attempts: int | None,
     timeout: float | None,
+    limits: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> Callable[[Callable[..., Any]], Task[..., Any]]:
     """A function that registers its argument in ``registry`` as a task of ``owner``.
 
     ``options`` are the remaining keyword arguments of :class:`~tasks.Task`
-    (queue, priority, http, retry settings). Raises ValueError for an
-    impossible option now, and for a name already taken when applied.
+    (queue, priority, http, retry settings); ``limits`` the keyword
+    arguments of :meth:`TaskLimits.build <tasks.limits.TaskLimits.build>`.
+    Raises ValueError for an impossible option now, and for a name already
+    taken when applied.
     """
+    task_limits = TaskLimits.build(**(limits or {}))
     if max_attempts is not None and max_attempts < 1:
         raise ValueError("max_attempts must be at least 1")
     if timeout is not None and timeout <= 0:
@@ -51,6 +56,7 @@ def task_decorator(
             executor=executor_for(function, executor),
             max_attempts=max_attempts,
             timeout=timeout,
+            limits=task_limits,
             **options,
         )
         registry[task_name] = task

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, Ty
 
 from tasks.arguments import ArgumentBounds
 from tasks.errors import InvalidArgumentsError, WorkerLostError
+from tasks.limits import TaskLimits
 from tasks.serialization import check_text
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ ExecutorName = Literal["async", "thread", "process"]
 ExceptionTypes = tuple[type[BaseException], ...]
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 """The range of the stores' integer columns (priority, attempts)."""
+NO_TASK_LIMITS = TaskLimits()
 DEFAULT_MAX_SNOOZES = 100
 """How often a task may put itself back with :class:`tasks.Retry` unless it says otherwise."""
 
@@ -46,6 +48,12 @@ class EnqueueOptions:
     idempotency_key: str | None = None
     timeout: float | None = None
     """Seconds a run of this task may take, stored with it (over the task's ``timeout``)."""
+    concurrency_key: str | None = None
+    """The key this call's concurrency limit counts under (over the task's key function)."""
+    rate_key: str | None = None
+    """The key this call's rate limit counts under (over the task's key function)."""
+    unique_key: str | None = None
+    """At most one queued or running task of this task per key (see :mod:`tasks.limits`)."""
 
     def __post_init__(self) -> None:
         """Refuse values no backend could store, before they reach a shared transaction."""
@@ -63,7 +71,7 @@ class EnqueueOptions:
                 raise InvalidArgumentsError(f"{name} must fit in 64 bits, got {value}")
         if self.max_attempts is not None and self.max_attempts < 1:
             raise InvalidArgumentsError(f"max_attempts must be at least 1, got {self.max_attempts}")
-        for name in ("idempotency_key", "queue"):
+        for name in ("idempotency_key", "queue", "concurrency_key", "rate_key", "unique_key"):
             value = getattr(self, name)
             if value is not None:
                 if not value:
@@ -107,6 +115,7 @@ class Task(Generic[P, R]):
         retry_on: ExceptionTypes | None = None,
         dont_retry_on: ExceptionTypes = (),
         max_snoozes: int = DEFAULT_MAX_SNOOZES,
+        limits: TaskLimits = NO_TASK_LIMITS,
     ) -> None:
         if max_snoozes < 0:
             raise ValueError("max_snoozes must not be negative")
@@ -123,6 +132,7 @@ class Task(Generic[P, R]):
         self.retry_on = None if retry_on is None else _exception_types(retry_on, "retry_on")
         self.dont_retry_on = _exception_types(dont_retry_on, "dont_retry_on")
         self.max_snoozes = max_snoozes
+        self.limits = limits
         self.signature = inspect.signature(fn)
         self.bounds = ArgumentBounds(fn, self.signature)
         self._owner = owner
@@ -155,14 +165,28 @@ class Task(Generic[P, R]):
         max_attempts: int | None = None,
         idempotency_key: str | None = None,
         timeout: float | None = None,
+        concurrency_key: str | None = None,
+        rate_key: str | None = None,
+        unique_key: str | None = None,
     ) -> ConfiguredTask[P, R]:
         """The same task with per-enqueue settings: ``await t.options(delay=5).enqueue(x)``.
 
         ``timeout`` (seconds) is stored with the task: whichever worker runs it
-        applies it instead of the registered ``timeout``.
+        applies it instead of the registered ``timeout``. ``concurrency_key``
+        and ``rate_key`` name the key this call's limits count under, and
+        ``unique_key`` makes the call unique while active (see :mod:`tasks.limits`).
         """
         options = EnqueueOptions(
-            delay, run_at, priority, queue, max_attempts, idempotency_key, timeout
+            delay,
+            run_at,
+            priority,
+            queue,
+            max_attempts,
+            idempotency_key,
+            timeout,
+            concurrency_key,
+            rate_key,
+            unique_key,
         )
         return ConfiguredTask(self, options)
 

@@ -52,6 +52,15 @@ class Reclaimed:
 
 
 @dataclass(frozen=True, slots=True)
+class Claimed:
+    """What a backend's claim returns to its store: the records, and when a rate
+    limit that held tasks back frees a start (None: none did)."""
+
+    records: list[TaskRecord]
+    reopens: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class QueueStats:
     """One queue's load: tasks waiting, tasks held by workers, and the earliest waiting one.
 
@@ -107,6 +116,10 @@ class Store(Protocol):
         dispatcher then finds other processes' tasks by polling.
         """
 
+    def on_limit_wait(self, callback: Callable[[float], None]) -> None:
+        """Call ``callback(when)`` after a claim of this process left due tasks waiting on a
+        rate limit; ``when`` is the Unix time the first of their windows frees a start."""
+
     async def insert(self, tasks: Sequence[NewTask], *, max_queued: int = 0) -> list[Inserted]:
         """Insert tasks in one transaction; return one :class:`Inserted` per task, in order.
 
@@ -129,10 +142,17 @@ class Store(Protocol):
         queues: Sequence[str],
         limit: int | Callable[[], int],
         lease_seconds: float,
+        caps: Mapping[str, int] | None = None,
     ) -> list[TaskRecord]:
         """Atomically move up to ``limit`` due queued tasks to running for ``owner``.
 
-        Order: highest priority first, then earliest ``run_at``. Each claimed task
+        Order: highest priority first, then earliest ``run_at``, within the
+        limits: a task with a concurrency key is claimed only while fewer than
+        its limit of that key run (``running`` or ``cancelling``), one with a
+        rate key only while fewer than its limit of that key started within
+        its period, and no more than ``caps[queue]`` tasks of a capped queue
+        run at once (see :mod:`tasks.store.admission`); a task held back
+        stays queued and those behind it are still claimed. Each claimed task
         gets ``attempts + 1``, ``started_at`` and a lease expiring after
         ``lease_seconds``. ``limit`` may be a function: it is called once, on
         the event loop, just before the claim's transaction begins (a

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,16 +67,22 @@ def rejected(
 
 
 def claim_payload(
-    owner: str, queues: Any, limit: int | Callable[[], int], lease_seconds: float
+    owner: str,
+    queues: Any,
+    limit: int | Callable[[], int],
+    lease_seconds: float,
+    caps: Mapping[str, int] | None = None,
 ) -> Any:
-    """A claim's payload ``(owner, queues, limit, lease_seconds)``; see :meth:`Store.claim`.
+    """A claim's payload ``(owner, queues, limit, lease_seconds, caps)``; see
+    :meth:`Store.claim`.
 
     With a function for ``limit`` it is computed when the batch is cut.
     """
+    capped = dict(caps or {})
     if callable(limit):
         count = limit
-        return AtCommit(lambda: (owner, queues, count(), lease_seconds))
-    return (owner, queues, limit, lease_seconds)
+        return AtCommit(lambda: (owner, queues, count(), lease_seconds, capped))
+    return (owner, queues, limit, lease_seconds, capped)
 
 
 @dataclass(slots=True)

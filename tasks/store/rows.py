@@ -12,7 +12,7 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from tasks.model import ErrorInfo, Progress, State, TaskRecord
+from tasks.model import NO_LIMITS, ErrorInfo, Progress, RowLimits, State, TaskRecord
 from tasks.store.base import QueueStats
 from tasks.summary import PREVIEW_CHARS, TEXT_CHARS, Excerpt, TaskSummary, clip
 
@@ -23,7 +23,8 @@ COLUMNS = (
     "id, name, queue, state, args, kwargs, priority, attempts, max_attempts, run_at,"
     " created_at, started_at, finished_at, progress_current, progress_total,"
     " progress_message, result, error_type, error_message, error_traceback,"
-    " idempotency_key, lease_owner, lease_expires_at, version, errors, snoozes, timeout"
+    " idempotency_key, lease_owner, lease_expires_at, version, errors, snoozes, timeout,"
+    " concurrency_key, concurrency_limit, rate_key, rate_limit, rate_period, unique_key"
 )
 """The columns :func:`record_from_row` expects, in order."""
 
@@ -69,7 +70,15 @@ def record_from_row(row: Sequence[Any]) -> TaskRecord:
         errors=_errors(row[24]),
         snoozes=row[25],
         timeout=row[26],
+        limits=_limits(row),
     )
+
+
+def _limits(row: Sequence[Any]) -> RowLimits:
+    if row[27] is None and row[29] is None and row[32] is None:
+        return NO_LIMITS
+    period = None if row[31] is None else float(row[31])
+    return RowLimits(row[27], row[28], row[29], row[30], period, row[32])
 
 
 def _errors(text: str) -> list[ErrorInfo]:

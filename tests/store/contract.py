@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tasks.model import NewTask, TaskRecord, new_id
+from tasks.model import NO_LIMITS, NewTask, RowLimits, TaskRecord, new_id
 from tasks.store import Store
 from tests.conftest import eventually
 
@@ -24,6 +24,7 @@ def new_task(
     run_at: float | None = None,
     key: str | None = None,
     timeout: float | None = None,
+    limits: RowLimits = NO_LIMITS,
 ) -> NewTask:
     now = time.time()
     return NewTask(
@@ -38,6 +39,7 @@ def new_task(
         created_at=now,
         idempotency_key=key,
         timeout=timeout,
+        limits=limits,
     )
 
 

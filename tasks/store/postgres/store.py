@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -21,7 +21,7 @@ import asyncpg
 
 from tasks.errors import StoreUnavailableError
 from tasks.model import TERMINAL_STATES, Finish, NewTask, Progress, State, TaskRecord
-from tasks.store.base import Inserted, Reclaimed, terminal_values
+from tasks.store.base import Claimed, Inserted, Reclaimed, terminal_values
 from tasks.store.batching import (
     ClosedError,
     GroupCommit,
@@ -73,6 +73,7 @@ class PostgresStore(ScheduleStore, PostgresReads):
         if scheme not in {"postgres", "postgresql"}:
             raise ValueError(f"not a PostgreSQL URL: {describe_url(url)}")
         self.url = url
+        self._limit_wait: Callable[[float], None] | None = None
         self.pool_size = pool_size
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
@@ -206,13 +207,20 @@ class PostgresStore(ScheduleStore, PostgresReads):
         queues: Sequence[str],
         limit: int | Callable[[], int],
         lease_seconds: float,
+        caps: Mapping[str, int] | None = None,
     ) -> list[TaskRecord]:
         """Claim due tasks; see :meth:`Store.claim`."""
         if not queues or (isinstance(limit, int) and limit <= 0):
             return []
-        payload = claim_payload(owner, list(queues), limit, lease_seconds)
-        result: list[TaskRecord] = await self._write("claim", payload)
-        return result
+        payload = claim_payload(owner, list(queues), limit, lease_seconds, caps)
+        claimed: Claimed = await self._write("claim", payload)
+        if claimed.reopens is not None and self._limit_wait is not None:
+            self._limit_wait(claimed.reopens)
+        return claimed.records
+
+    def on_limit_wait(self, callback: Callable[[float], None]) -> None:
+        """See :meth:`Store.on_limit_wait`."""
+        self._limit_wait = callback
 
     async def finish(self, changes: Sequence[Finish]) -> list[bool]:
         """Apply end-of-run changes; see :meth:`Store.finish`."""

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 
 from tasks.store.batching import RequestFailed, WriteRequest
-from tasks.store.postgres import writes
+from tasks.store.postgres import claims, writes
 from tasks.store.postgres.connection import DB_ERRORS
 from tasks.store.postgres.notifications import NOTIFY
 from tasks.store.postgres.writes import Tx
@@ -83,7 +83,7 @@ async def _apply(tx: Tx, batch: Sequence[WriteRequest]) -> list[Any]:
     for index in by_kind.get("call", ()):
         results[index] = await batch[index].payload(tx)
     for index in by_kind.get("claim", ()):
-        results[index] = await writes.apply_claim(tx, *batch[index].payload)
+        results[index] = await claims.apply_claim(tx, *batch[index].payload)
     return results
 
 

@@ -15,12 +15,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from tasks.errors import StoreUnavailableError
-from tasks.model import Finish, NewTask, Progress, State, TaskRecord
+from tasks.model import Finish, NewTask, Progress, State
 from tasks.store.base import Inserted, queue_full
 from tasks.store.batching import RequestFailed, WriteRequest
 from tasks.store.postgres.connection import Connection
 from tasks.store.queries import load_queries
-from tasks.store.rows import COLUMNS, error_entry, record_from_row
+from tasks.store.rows import error_entry
 
 _SQL = load_queries("postgres")
 _INSERT_ONE = _SQL["insert_one"]
@@ -35,16 +35,6 @@ Added to :attr:`Tx.now` (this process's clock when the transaction began) for
 leases and ``started_at``: a statement may wait for a lock, and a lease
 stamped before that wait would already be running out when the claim commits.
 """
-_T_COLUMNS = ", ".join(f"tasks.{c.strip()}" for c in COLUMNS.split(","))
-# One queue (the usual case) walks tasks_claimable in order and stops after
-# LIMIT rows; "queue = ANY(...)" cannot use the index order and sorts every
-# due task of those queues.
-_CLAIM_ONE_QUEUE = _SQL["claim"].format(
-    queue_match="queue = $4::text", columns=_T_COLUMNS, waited=WAITED
-)
-_CLAIM_QUEUES = _SQL["claim"].format(
-    queue_match="queue = ANY($4::text[])", columns=_T_COLUMNS, waited=WAITED
-)
 
 
 @dataclass(slots=True)
@@ -125,7 +115,7 @@ async def apply_inserts(
 
 
 async def insert_tasks(conn: Connection, tasks: Sequence[NewTask]) -> list[Inserted]:
-    """Insert in the connection's transaction; idempotency keys as in SQLite.
+    """Insert in the connection's transaction; idempotency and unique keys as in SQLite.
 
     Keyed tasks go one by one, in order, so the first of two tasks with one key
     wins; the others go in one statement.
@@ -133,34 +123,11 @@ async def insert_tasks(conn: Connection, tasks: Sequence[NewTask]) -> list[Inser
     answers: list[Inserted] = []
     plain: list[NewTask] = []
     for task in tasks:
-        if task.idempotency_key is None:
+        if task.idempotency_key is None and task.limits.unique_key is None:
             plain.append(task)
             answers.append(Inserted(task.id, True))
             continue
-        new_id = await conn.fetchval(
-            _INSERT_ONE,
-            task.id,
-            task.name,
-            task.queue,
-            task.args_json,
-            task.kwargs_json,
-            task.priority,
-            task.max_attempts,
-            task.run_at,
-            task.created_at,
-            task.idempotency_key,
-            task.timeout,
-        )
-        if new_id is not None:
-            answers.append(Inserted(new_id, True))
-            continue
-        existing = await conn.fetchval(_SQL["select_key"], task.idempotency_key)
-        if existing is None:  # the conflicting row is not visible to this snapshot
-            raise StoreUnavailableError(
-                f"idempotency key {task.idempotency_key!r} was taken by a concurrent"
-                " transaction this one cannot see; try again"
-            )
-        answers.append(Inserted(existing, False))
+        answers.append(await _insert_keyed(conn, task))
     if plain:
         await conn.execute(
             _INSERT_MANY,
@@ -174,8 +141,57 @@ async def insert_tasks(conn: Connection, tasks: Sequence[NewTask]) -> list[Inser
             [t.run_at for t in plain],
             [t.created_at for t in plain],
             [t.timeout for t in plain],
+            [t.limits.concurrency_key for t in plain],
+            [t.limits.concurrency_limit for t in plain],
+            [t.limits.rate_key for t in plain],
+            [t.limits.rate_limit for t in plain],
+            [t.limits.rate_period for t in plain],
         )
     return answers
+
+
+async def _insert_keyed(conn: Connection, task: NewTask) -> Inserted:
+    """Insert one task with an idempotency or unique key, or find the task holding it.
+
+    The active task holding a unique key may end between the conflict and the
+    look-up (another transaction commits its outcome): the insert is then
+    tried again, a few times.
+    """
+    limits = task.limits
+    for _ in range(3):
+        new_id = await conn.fetchval(
+            _INSERT_ONE,
+            task.id,
+            task.name,
+            task.queue,
+            task.args_json,
+            task.kwargs_json,
+            task.priority,
+            task.max_attempts,
+            task.run_at,
+            task.created_at,
+            task.idempotency_key,
+            task.timeout,
+            limits.concurrency_key,
+            limits.concurrency_limit,
+            limits.rate_key,
+            limits.rate_limit,
+            limits.rate_period,
+            limits.unique_key,
+        )
+        if new_id is not None:
+            return Inserted(new_id, True)
+        existing = None
+        if task.idempotency_key is not None:
+            existing = await conn.fetchval(_SQL["select_key"], task.idempotency_key)
+        if existing is None and limits.unique_key is not None:
+            existing = await conn.fetchval(_SQL["select_unique"], limits.unique_key)
+        if existing is not None:
+            return Inserted(existing, False)
+    raise StoreUnavailableError(
+        f"the key of task {task.id} was taken by a concurrent transaction this one cannot"
+        " see; try again"
+    )
 
 
 async def apply_finishes(
@@ -214,7 +230,8 @@ async def apply_finishes(
             column.append(value)
     rows = await tx.conn.fetch(_FINISH, *columns, now)
     applied = {row[0] - 1 for row in rows}  # ordinality counts from 1
-    if any(_makes_due_work(changes[i], now) for i in applied):
+    # A freed concurrency slot may let another process claim a task held back.
+    if any(row[1] for row in rows) or any(_makes_due_work(changes[i], now) for i in applied):
         tx.notify = True
     start = 0
     for index in indexes:
@@ -241,16 +258,3 @@ async def apply_progress(tx: Tx, updates: list[tuple[str, str, Progress]]) -> No
         [p.total for p in latest.values()],
         [clean(p.message) for p in latest.values()],
     )
-
-
-async def apply_claim(
-    tx: Tx, owner: str, queues: list[str], limit: int, lease_seconds: float
-) -> list[TaskRecord]:
-    """Lease up to ``limit`` due tasks of ``queues`` to ``owner``, in claim order."""
-    if limit <= 0:
-        return []
-    sql, queue_arg = (_CLAIM_ONE_QUEUE, queues[0]) if len(queues) == 1 else (_CLAIM_QUEUES, queues)
-    rows = await tx.conn.fetch(sql, tx.now, owner, tx.now + lease_seconds, queue_arg, limit)
-    records = [record_from_row(row) for row in rows]
-    records.sort(key=lambda r: (-r.priority, r.run_at, r.id))
-    return records

@@ -17,14 +17,14 @@ import builtins
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import aiosqlite
 
 from tasks.errors import StoreUnavailableError
 from tasks.model import TERMINAL_STATES, Finish, NewTask, Progress, State, TaskRecord
-from tasks.store.base import Inserted, Reclaimed, terminal_values
+from tasks.store.base import Claimed, Inserted, Reclaimed, terminal_values
 from tasks.store.batching import (
     ClosedError,
     GroupCommit,
@@ -52,6 +52,7 @@ class SQLiteStore(ScheduleStore, SQLiteReads):
 
     def __init__(self, url: str, *, busy_timeout: float = 5.0, synchronous: str = "NORMAL") -> None:
         self.url = url
+        self._limit_wait: Callable[[float], None] | None = None
         self.path = sqlite_path(url)
         self.busy_timeout = busy_timeout
         if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
@@ -151,13 +152,20 @@ class SQLiteStore(ScheduleStore, SQLiteReads):
         queues: Sequence[str],
         limit: int | Callable[[], int],
         lease_seconds: float,
+        caps: Mapping[str, int] | None = None,
     ) -> list[TaskRecord]:
         """Claim due tasks; see :meth:`Store.claim`."""
         if not queues or (isinstance(limit, int) and limit <= 0):
             return []
-        payload = claim_payload(owner, tuple(queues), limit, lease_seconds)
-        result: list[TaskRecord] = await self._write("claim", payload)
-        return result
+        payload = claim_payload(owner, tuple(queues), limit, lease_seconds, caps)
+        claimed: Claimed = await self._write("claim", payload)
+        if claimed.reopens is not None and self._limit_wait is not None:
+            self._limit_wait(claimed.reopens)
+        return claimed.records
+
+    def on_limit_wait(self, callback: Callable[[float], None]) -> None:
+        """See :meth:`Store.on_limit_wait`."""
+        self._limit_wait = callback
 
     async def finish(self, changes: Sequence[Finish]) -> list[bool]:
         """Apply end-of-run changes; see :meth:`Store.finish`."""

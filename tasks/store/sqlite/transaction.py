@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tasks.store.batching import RequestFailed, WriteRequest
-from tasks.store.sqlite import writes
+from tasks.store.sqlite import claims, writes
 
 
 def run_transaction(
@@ -101,5 +101,5 @@ def _apply(conn: sqlite3.Connection, batch: Sequence[WriteRequest], now: float) 
     for index in by_kind.get("call", ()):
         results[index] = batch[index].payload(conn)
     for index in by_kind.get("claim", ()):
-        results[index] = writes.claim(conn, *batch[index].payload, now=now)
+        results[index] = claims.claim(conn, *batch[index].payload, now=now)
     return results

@@ -14,17 +14,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from tasks.model import Finish, NewTask, Progress, TaskRecord
+from tasks.model import Finish, NewTask, Progress
 from tasks.store.base import Inserted, queue_full
 from tasks.store.batching import RequestFailed, WriteRequest
 from tasks.store.queries import load_queries
-from tasks.store.rows import COLUMNS, error_entry, record_from_row
-from tasks.store.sqlite.binding import chunks, error_columns, marks, number, text
+from tasks.store.rows import error_entry
+from tasks.store.sqlite.binding import chunks, error_columns, number, text
 
 _SQL = load_queries("sqlite")
 _INSERT = _SQL["insert"]
 _INSERT_KEYED = _SQL["insert_keyed"]
 _SELECT_KEY = _SQL["select_key"]
+_SELECT_UNIQUE = _SQL["select_unique"]
 _COUNT_QUEUED = _SQL["count_queued"]
 _PROGRESS = _SQL["progress"]
 _FINISH_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -55,13 +56,16 @@ def apply_inserts(
 
 
 def insert_all(conn: sqlite3.Connection, tasks: Sequence[NewTask]) -> list[Inserted]:
-    """Insert ``tasks`` in the connection's transaction; a known idempotency key answers
-    with the existing task's id."""
+    """Insert ``tasks`` in the connection's transaction.
+
+    A known idempotency key answers with that task's id; so does a unique key
+    held by a queued, running or cancelling task.
+    """
     answers: list[Inserted] = []
     plain: list[tuple[Any, ...]] = []
     for task in tasks:
         row = _insert_row(task)
-        if task.idempotency_key is None:
+        if task.idempotency_key is None and task.limits.unique_key is None:
             plain.append(row)
             answers.append(Inserted(task.id, True))
             continue
@@ -73,14 +77,24 @@ def insert_all(conn: sqlite3.Connection, tasks: Sequence[NewTask]) -> list[Inser
         if conn.execute(_INSERT_KEYED, row).fetchall():
             answers.append(Inserted(task.id, True))
         else:
-            [(existing,)] = conn.execute(_SELECT_KEY, (task.idempotency_key,)).fetchall()
-            answers.append(Inserted(existing, False))
+            answers.append(Inserted(_existing(conn, task), False))
     if plain:
         conn.executemany(_INSERT, plain)
     return answers
 
 
+def _existing(conn: sqlite3.Connection, task: NewTask) -> str:
+    """The task whose idempotency key, or else active unique key, ``task`` repeats."""
+    if task.idempotency_key is not None:
+        found = conn.execute(_SELECT_KEY, (task.idempotency_key,)).fetchone()
+        if found is not None:
+            return str(found[0])
+    [(existing,)] = conn.execute(_SELECT_UNIQUE, (task.limits.unique_key,)).fetchall()
+    return str(existing)
+
+
 def _insert_row(task: NewTask) -> tuple[Any, ...]:
+    limits = task.limits
     return (
         task.id,
         task.name,
@@ -93,6 +107,12 @@ def _insert_row(task: NewTask) -> tuple[Any, ...]:
         task.created_at,
         task.idempotency_key,
         task.timeout,
+        limits.concurrency_key,
+        limits.concurrency_limit,
+        limits.rate_key,
+        limits.rate_limit,
+        limits.rate_period,
+        limits.unique_key,
     )
 
 
@@ -167,28 +187,3 @@ def apply_progress(conn: sqlite3.Connection, updates: Iterable[tuple[str, str, P
             for task_id, owner, p in updates
         ],
     )
-
-
-def claim(
-    conn: sqlite3.Connection,
-    owner: str,
-    queues: tuple[str, ...],
-    limit: int,
-    lease_seconds: float,
-    *,
-    now: float,
-) -> list[TaskRecord]:
-    """Lease up to ``limit`` due tasks of ``queues`` to ``owner``, in claim order."""
-    if limit <= 0:
-        return []
-    rows = conn.execute(
-        _claim_sql(len(queues)), (now, owner, now + lease_seconds, now, *queues, limit)
-    ).fetchall()
-    records = [record_from_row(row) for row in rows]
-    records.sort(key=lambda r: (-r.priority, r.run_at, r.id))
-    return records
-
-
-@functools.lru_cache(maxsize=64)
-def _claim_sql(queues: int) -> str:
-    return _SQL["claim"].format(marks=marks(range(queues)), columns=COLUMNS)

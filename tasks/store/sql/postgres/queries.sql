@@ -18,22 +18,30 @@ SELECT 1 FROM tasks_schema_migrations WHERE version = $1
 INSERT INTO tasks_schema_migrations VALUES ($1, $2, $3)
 
 -- name: insert_one
+-- A task with an idempotency or unique key: nothing is written when either matches.
 INSERT INTO tasks (id, name, queue, state, args, kwargs, priority, max_attempts, run_at,
-    created_at, idempotency_key, timeout)
-VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11)
-ON CONFLICT (idempotency_key) DO NOTHING RETURNING id
+    created_at, idempotency_key, timeout, concurrency_key, concurrency_limit, rate_key,
+    rate_limit, rate_period, unique_key)
+VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+ON CONFLICT DO NOTHING RETURNING id
 
 -- name: insert_many
 INSERT INTO tasks (id, name, queue, state, args, kwargs, priority, max_attempts, run_at,
-    created_at, idempotency_key, timeout)
+    created_at, idempotency_key, timeout, concurrency_key, concurrency_limit, rate_key,
+    rate_limit, rate_period)
 SELECT v.id, v.name, v.queue, 'queued', v.args, v.kwargs, v.priority, v.max_attempts,
-       v.run_at, v.created_at, NULL, v.timeout
+       v.run_at, v.created_at, NULL, v.timeout, v.ckey, v.climit, v.rkey, v.rlimit, v.rperiod
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
-            $7::bigint[], $8::float8[], $9::float8[], $10::float8[])
-     AS v(id, name, queue, args, kwargs, priority, max_attempts, run_at, created_at, timeout)
+            $7::bigint[], $8::float8[], $9::float8[], $10::float8[], $11::text[],
+            $12::bigint[], $13::text[], $14::bigint[], $15::float8[])
+     AS v(id, name, queue, args, kwargs, priority, max_attempts, run_at, created_at, timeout,
+          ckey, climit, rkey, rlimit, rperiod)
 
 -- name: select_key
 SELECT id FROM tasks WHERE idempotency_key = $1
+
+-- name: select_unique
+SELECT id FROM tasks WHERE unique_key = $1 AND state IN ('queued', 'running', 'cancelling')
 
 -- name: count_queued
 SELECT COUNT(*) FROM tasks WHERE state = 'queued'
@@ -71,7 +79,7 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text
           progress_current, progress_total, progress_message, owner, entry, snooze, ord)
 WHERE tasks.id = v.id AND tasks.lease_owner = v.owner
     AND (tasks.state = 'running' OR (tasks.state = 'cancelling' AND v.state = 'cancelled'))
-RETURNING v.ord
+RETURNING v.ord, tasks.concurrency_key IS NOT NULL
 
 -- name: progress
 UPDATE tasks SET
@@ -87,9 +95,15 @@ WHERE tasks.id = v.id AND tasks.state IN ('running', 'cancelling') AND tasks.lea
 -- planner may put the subquery on the inner side of a nested loop and rescan it
 -- per outer row; each rescan skips the rows this statement already updated and
 -- picks new ones, so more than n tasks get claimed.
+-- Tasks without limits only, and none while a due task with limits waits in
+-- these queues (the claim then takes the limited path, see postgres/claims.py).
 WITH due AS MATERIALIZED (
     SELECT id FROM tasks
     WHERE state = 'queued' AND run_at <= $1 AND {queue_match}
+        AND concurrency_key IS NULL AND rate_key IS NULL
+        AND NOT EXISTS (SELECT 1 FROM tasks l WHERE l.state = 'queued'
+            AND (l.concurrency_key IS NOT NULL OR l.rate_key IS NOT NULL)
+            AND l.{queue_match} AND l.run_at <= $1)
     ORDER BY priority DESC, run_at, id
     LIMIT $5
     FOR UPDATE SKIP LOCKED
@@ -99,6 +113,66 @@ UPDATE tasks SET
     lease_expires_at = $3 + {waited}, version = version + 1
 FROM due
 WHERE tasks.id = due.id
+RETURNING {columns}
+
+-- name: limited_due
+SELECT 1 FROM tasks WHERE state = 'queued'
+    AND (concurrency_key IS NOT NULL OR rate_key IS NOT NULL)
+    AND queue = ANY($1::text[]) AND run_at <= $2 LIMIT 1
+
+-- name: server_clock
+SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8
+
+-- name: running_keys
+-- Per concurrency key: tasks holding a slot now, and their (lowest) limit.
+SELECT concurrency_key, COUNT(*), MIN(concurrency_limit) FROM tasks
+WHERE state IN ('running', 'cancelling') AND concurrency_key IS NOT NULL
+GROUP BY concurrency_key
+
+-- name: rate_prune
+DELETE FROM tasks_rate_starts WHERE until <= $1
+
+-- name: rate_started
+-- Per rate key: starts whose window is still open, and their (lowest) limit.
+SELECT rate_key, COUNT(*), MIN(rate_limit) FROM tasks_rate_starts WHERE until > $1
+GROUP BY rate_key
+
+-- name: rate_start
+INSERT INTO tasks_rate_starts (rate_key, until, rate_limit)
+SELECT * FROM unnest($1::text[], $2::float8[], $3::bigint[])
+
+-- name: rate_reopens
+SELECT MIN(until) FROM tasks_rate_starts WHERE until > $1 AND rate_key = ANY($2::text[])
+
+-- name: queue_running
+SELECT queue, COUNT(*) FROM tasks
+WHERE state IN ('running', 'cancelling') AND queue = ANY($1::text[]) GROUP BY queue
+
+-- name: unlimited_candidates
+-- One queue, in the order of tasks_claimable.
+SELECT id, queue, priority, run_at FROM tasks
+WHERE state = 'queued' AND run_at <= $1 AND concurrency_key IS NULL AND rate_key IS NULL
+    AND queue = $2
+ORDER BY priority DESC, run_at, id LIMIT $3
+FOR UPDATE SKIP LOCKED
+
+-- name: limited_candidates
+-- $3, $4: the concurrency keys that are full and the rate keys that are spent;
+-- {after}: "" or a claim-order cursor ($6 priority, $7 run_at, $8 id).
+SELECT id, queue, priority, run_at, concurrency_key, concurrency_limit, rate_key, rate_limit
+FROM tasks
+WHERE state = 'queued' AND (concurrency_key IS NOT NULL OR rate_key IS NOT NULL)
+    AND queue = ANY($1::text[]) AND run_at <= $2
+    AND (concurrency_key IS NULL OR concurrency_key <> ALL($3::text[]))
+    AND (rate_key IS NULL OR rate_key <> ALL($4::text[]))
+    {after}
+ORDER BY priority DESC, run_at, id LIMIT $5
+
+-- name: claim_ids
+UPDATE tasks SET
+    state = 'running', attempts = attempts + 1, started_at = $1 + {waited}, lease_owner = $2,
+    lease_expires_at = $3 + {waited}, version = version + 1
+WHERE id = ANY($4::text[]) AND state = 'queued'
 RETURNING {columns}
 
 -- name: renew
@@ -146,12 +220,15 @@ UPDATE tasks SET version = version + 1,
 WHERE id = $2 AND state IN ('queued', 'running')
 
 -- name: retry
--- Fresh attempts and snoozes; the error history is kept.
+-- Fresh attempts and snoozes; the error history is kept. Not while another task
+-- holds its unique key (queued, running or cancelling).
 UPDATE tasks SET state = 'queued', attempts = 0, snoozes = 0, run_at = $1, started_at = NULL,
     finished_at = NULL, result = NULL, error_type = NULL, error_message = NULL,
     error_traceback = NULL, progress_current = NULL, progress_total = NULL,
     progress_message = NULL, version = version + 1
-WHERE id = $2 AND state IN ('failed', 'cancelled') RETURNING id
+WHERE id = $2 AND state IN ('failed', 'cancelled')
+    AND (unique_key IS NULL OR NOT EXISTS (SELECT 1 FROM tasks a
+        WHERE a.unique_key = tasks.unique_key AND a.state IN ('queued', 'running', 'cancelling'))) RETURNING id
 
 -- name: purge
 WITH old AS MATERIALIZED (

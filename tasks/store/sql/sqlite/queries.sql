@@ -20,17 +20,23 @@ WHERE version = (SELECT MAX(version) FROM tasks_schema_migrations)
 
 -- name: insert
 INSERT INTO tasks (id, name, queue, state, args, kwargs, priority, max_attempts,
-    run_at, created_at, idempotency_key, timeout)
-VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)
+    run_at, created_at, idempotency_key, timeout, concurrency_key, concurrency_limit,
+    rate_key, rate_limit, rate_period, unique_key)
+VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
 -- name: insert_keyed
+-- A task with an idempotency or unique key: nothing is written when either matches.
 INSERT INTO tasks (id, name, queue, state, args, kwargs, priority, max_attempts,
-    run_at, created_at, idempotency_key, timeout)
-VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (idempotency_key) DO NOTHING RETURNING id
+    run_at, created_at, idempotency_key, timeout, concurrency_key, concurrency_limit,
+    rate_key, rate_limit, rate_period, unique_key)
+VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT DO NOTHING RETURNING id
 
 -- name: select_key
 SELECT id FROM tasks WHERE idempotency_key = ?
+
+-- name: select_unique
+SELECT id FROM tasks WHERE unique_key = ? AND state IN ('queued', 'running', 'cancelling')
 
 -- name: count_queued
 SELECT COUNT(*) FROM tasks WHERE state = 'queued'
@@ -77,7 +83,67 @@ WHERE id = ? AND state IN ('running', 'cancelling') AND lease_owner = ?
 UPDATE tasks SET state = 'running', attempts = attempts + 1, started_at = ?,
     lease_owner = ?, lease_expires_at = ?, version = version + 1
 WHERE id IN (SELECT id FROM tasks WHERE state = 'queued' AND run_at <= ?
+    AND concurrency_key IS NULL AND rate_key IS NULL
     AND queue IN ({marks}) ORDER BY priority DESC, run_at, id LIMIT ?)
+RETURNING {columns}
+
+-- name: limited_due
+-- {marks}: one "?" per queue. Whether a due task with a limit waits (the claim
+-- then takes the limited path, tasks.store.admission).
+SELECT 1 FROM tasks WHERE state = 'queued'
+    AND (concurrency_key IS NOT NULL OR rate_key IS NOT NULL)
+    AND queue IN ({marks}) AND run_at <= ? LIMIT 1
+
+-- name: running_keys
+-- Per concurrency key: tasks holding a slot now, and their (lowest) limit.
+SELECT concurrency_key, COUNT(*), MIN(concurrency_limit) FROM tasks
+WHERE state IN ('running', 'cancelling') AND concurrency_key IS NOT NULL
+GROUP BY concurrency_key
+
+-- name: rate_prune
+DELETE FROM tasks_rate_starts WHERE until <= ?
+
+-- name: rate_started
+-- Per rate key: starts whose window is still open, and their (lowest) limit.
+SELECT rate_key, COUNT(*), MIN(rate_limit) FROM tasks_rate_starts WHERE until > ?
+GROUP BY rate_key
+
+-- name: rate_start
+INSERT INTO tasks_rate_starts (rate_key, until, rate_limit) VALUES (?, ?, ?)
+
+-- name: rate_reopens
+-- {marks}: one "?" per spent rate key. When the first of their windows frees a start.
+SELECT MIN(until) FROM tasks_rate_starts WHERE until > ? AND rate_key IN ({marks})
+
+-- name: queue_running
+-- {marks}: one "?" per queue.
+SELECT queue, COUNT(*) FROM tasks
+WHERE state IN ('running', 'cancelling') AND queue IN ({marks}) GROUP BY queue
+
+-- name: unlimited_candidates
+-- {marks}: one "?" per queue.
+SELECT id, queue, priority, run_at FROM tasks
+WHERE state = 'queued' AND run_at <= ? AND concurrency_key IS NULL AND rate_key IS NULL
+    AND queue IN ({marks})
+ORDER BY priority DESC, run_at, id LIMIT ?
+
+-- name: limited_candidates
+-- {marks}: one "?" per queue; {after}: "" or a claim-order cursor. The two JSON
+-- arrays are the concurrency keys that are full and the rate keys that are spent.
+SELECT id, queue, priority, run_at, concurrency_key, concurrency_limit, rate_key, rate_limit
+FROM tasks
+WHERE state = 'queued' AND (concurrency_key IS NOT NULL OR rate_key IS NOT NULL)
+    AND queue IN ({marks}) AND run_at <= ?
+    AND (concurrency_key IS NULL OR concurrency_key NOT IN (SELECT value FROM json_each(?)))
+    AND (rate_key IS NULL OR rate_key NOT IN (SELECT value FROM json_each(?)))
+    {after}
+ORDER BY priority DESC, run_at, id LIMIT ?
+
+-- name: claim_ids
+-- {marks}: one "?" per id, chosen by the limited path.
+UPDATE tasks SET state = 'running', attempts = attempts + 1, started_at = ?,
+    lease_owner = ?, lease_expires_at = ?, version = version + 1
+WHERE id IN ({marks}) AND state = 'queued'
 RETURNING {columns}
 
 -- name: renew
@@ -124,12 +190,15 @@ UPDATE tasks SET version = version + 1,
 WHERE id = ? AND state IN ('queued', 'running')
 
 -- name: retry
--- Fresh attempts and snoozes; the error history is kept.
+-- Fresh attempts and snoozes; the error history is kept. Not while another task
+-- holds its unique key (queued, running or cancelling).
 UPDATE tasks SET state = 'queued', attempts = 0, snoozes = 0, run_at = ?, started_at = NULL,
     finished_at = NULL, result = NULL, error_type = NULL, error_message = NULL,
     error_traceback = NULL, progress_current = NULL, progress_total = NULL,
     progress_message = NULL, version = version + 1
 WHERE id = ? AND state IN ('failed', 'cancelled')
+    AND (unique_key IS NULL OR NOT EXISTS (SELECT 1 FROM tasks a
+        WHERE a.unique_key = tasks.unique_key AND a.state IN ('queued', 'running', 'cancelling')))
 
 -- name: purge
 -- {marks}: the terminal states to delete.
