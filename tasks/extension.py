@@ -43,6 +43,7 @@ from tasks.scheduler import Schedules
 from tasks.scheduling import ScheduleMethods
 from tasks.store import Page, Store
 from tasks.summary import SummaryPage, TaskSummary
+from tasks.waiting import Waiting, why_waiting
 
 if TYPE_CHECKING:
     from quart import Quart
@@ -324,6 +325,14 @@ class Tasks(ScheduleMethods):
         if self.test_mode is not None and self.test_mode.knows(task_id):
             return self.test_mode.get(task_id)
         return await control.get(self.runtime.store, task_id)
+
+    async def why_waiting(self, record: TaskRecord) -> Waiting | None:
+        """Why a queued task is not running yet; None for other states (see
+        :mod:`tasks.waiting`)."""
+        if self.test_mode is not None and self.test_mode.knows(record.id):
+            return None
+        rt = self.runtime
+        return await why_waiting(rt.store, record, rt.config.queue_concurrency)
 
     async def list(
         self,

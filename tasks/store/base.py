@@ -61,6 +61,20 @@ class Claimed:
 
 
 @dataclass(frozen=True, slots=True)
+class LimitUsage:
+    """What holds one queued task's limits now (see :meth:`Store.limit_usage`)."""
+
+    running: int
+    """Tasks of its concurrency key running or cancelling."""
+    started: int
+    """Starts of its rate key within the current window."""
+    reopens_in: float | None
+    """Seconds until the first of those starts leaves the window (None: no start in it)."""
+    queue_running: int
+    """Tasks of its queue running or cancelling."""
+
+
+@dataclass(frozen=True, slots=True)
 class QueueStats:
     """One queue's load: tasks waiting, tasks held by workers, and the earliest waiting one.
 
@@ -259,6 +273,9 @@ class Store(Protocol):
 
     async def count_by_name(self) -> dict[str, dict[State, int]]:
         """Per task name, how many tasks are in each state."""
+
+    async def limit_usage(self, record: TaskRecord) -> LimitUsage:
+        """How much of ``record``'s concurrency key, rate key and queue is taken now."""
 
     async def queue_stats(self) -> builtins.list[QueueStats]:
         """Per queue with queued, running or cancelling tasks, its :class:`QueueStats`, by name."""

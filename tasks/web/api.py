@@ -132,7 +132,8 @@ def create_blueprint(web: TasksWeb) -> Blueprint:
         """Enqueue a task.
 
         202 with the new task and its ``Location``; 200 with the existing task when
-        ``idempotency_key`` matched an earlier request. Nothing is enqueued on any
+        ``idempotency_key`` matched an earlier request, or ``unique_key`` (or the
+        task's own uniqueness) a task that is still queued or running. Nothing is enqueued on any
         4xx answer.
         """
         check_json_content_type(request)
@@ -157,6 +158,7 @@ def create_blueprint(web: TasksWeb) -> Blueprint:
             priority=body.priority,
             max_attempts=body.max_attempts,
             idempotency_key=body.idempotency_key,
+            unique_key=body.unique_key,
         )
         call = TaskCall(task, args, kwargs, options)
         handle, record = await tasks.enqueue_with_record(call)
@@ -224,9 +226,13 @@ def create_blueprint(web: TasksWeb) -> Blueprint:
     @_errors(404)
     @openapi_extra(path_patterns=_ID)
     async def get_task(task_id: str) -> Response:
-        """One task: state, progress, result or error."""
+        """One task: state, progress, result or error; for a queued task, why it waits."""
         record = await tasks.get(known_id(task_id))
-        return task_response(record.to_dict(), 200)
+        view = record.to_dict()
+        waiting = await tasks.why_waiting(record)
+        if waiting is not None:
+            view["waiting"] = waiting.to_dict()
+        return task_response(view, 200)
 
     @bp.get("/<task_id>/events")
     @document_headers(HeadersIn)

@@ -67,6 +67,9 @@ class EnqueueRequest(BaseModel):
     max_attempts: MaxAttempts | None = None
     idempotency_key: Annotated[StrictStr, Field(min_length=1, max_length=200)] | None = None
     """A second request with the same key returns the first task (200) instead of a new one."""
+    unique_key: Annotated[StrictStr, Field(min_length=1, max_length=150)] | None = None
+    """While a task of this name and key is queued or running, a request with the same
+    key returns it (200) instead of a new one; released when it ends."""
     queue: QueueName | None = None
     """Queue to put the task in (default: the task's own); only workers serving it run it."""
     run_at: RunAt | None = None
@@ -90,6 +93,34 @@ class ListQuery(BaseModel):
     limit: Annotated[int, Field(ge=1, le=1000)] = 50
     cursor: Annotated[str, Field(pattern=TASK_ID_PATTERN)] | None = None
     """``next_cursor`` of the previous page."""
+
+
+class RateOut(BaseModel):
+    """A rate limit: at most ``limit`` starts in any ``period`` seconds."""
+
+    limit: int
+    period: float
+
+
+class LimitsOut(BaseModel):
+    """The flow control a task was enqueued with (keys are scoped by task name)."""
+
+    concurrency_key: str | None
+    concurrency: int | None
+    """Tasks of ``concurrency_key`` that may run at once, across every process."""
+    rate_key: str | None
+    rate: RateOut | None
+    unique_key: str | None
+    """While this task is queued or running, enqueueing with this key returns it."""
+
+
+class WaitingOut(BaseModel):
+    """Why a queued task is not running yet (a snapshot)."""
+
+    reason: Literal["delayed", "concurrency_limit", "rate_limit", "queue_limit", "ready"]
+    detail: str
+    until: str | None
+    """When the wait ends, where known (ISO 8601 UTC)."""
 
 
 class ProgressOut(BaseModel):
@@ -154,6 +185,10 @@ class TaskOut(TaskFields):
     """How often the task put itself back with ``tasks.Retry`` (no attempt spent)."""
     timeout: float | None
     """This task's own timeout in seconds (``options(timeout=...)``); null: the task's."""
+    limits: LimitsOut | None
+    """Concurrency and rate limits and unique key; null: none."""
+    waiting: WaitingOut | None = None
+    """Only in ``GET /tasks/<id>`` of a queued task: why it waits."""
 
 
 class ExcerptOut(BaseModel):

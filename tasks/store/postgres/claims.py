@@ -8,7 +8,9 @@ takes: claims that count usage run one at a time across the fleet, and each
 sees the claims and outcomes committed before it. Under it the usage is read,
 candidates are admitted with :mod:`tasks.store.admission`, claimed by id, and
 the starts of rate-limited tasks recorded. Rate windows use the server's
-clock, so hosts with different clocks share one window.
+clock, so hosts with different clocks share one window; the limited path
+stamps ``started_at`` and leases with that clock too (on one host it is the
+app's clock).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ _CLAIM_ONE_QUEUE = _SQL["claim"].format(
 _CLAIM_QUEUES = _SQL["claim"].format(
     queue_match="queue = ANY($4::text[])", columns=_T_COLUMNS, waited=WAITED
 )
-_CLAIM_IDS = _SQL["claim_ids"].format(columns=COLUMNS, waited=WAITED)
+_CLAIM_IDS = _SQL["claim_ids"].format(columns=COLUMNS)
 _AFTER = "AND (priority < $6 OR (priority = $6 AND (run_at > $7 OR (run_at = $7 AND id > $8))))"
 _CANDIDATES = _SQL["limited_candidates"].format(after="")
 _CANDIDATES_AFTER = _SQL["limited_candidates"].format(after=_AFTER)
@@ -90,15 +92,15 @@ async def _claim_limited(
     records: list[TaskRecord] = []
     if chosen:
         ids = [c.id for c in chosen]
-        rows = await conn.fetch(_CLAIM_IDS, tx.now, owner, tx.now + lease_seconds, ids)
+        rows = await conn.fetch(_CLAIM_IDS, owner, lease_seconds, ids)
         records = _records(rows)
-        rated = [r.limits for r in records if r.limits.rate_key is not None]
+        rated = [r for r in records if r.limits.rate_key is not None]
         if rated:
             await conn.execute(
                 _SQL["rate_start"],
-                [limits.rate_key for limits in rated],
-                [clock + (limits.rate_period or 0.0) for limits in rated],
-                [limits.rate_limit for limits in rated],
+                [r.limits.rate_key for r in rated],
+                [(r.started_at or clock) + (r.limits.rate_period or 0.0) for r in rated],
+                [r.limits.rate_limit for r in rated],
             )
     reopens = None
     if admission.spent:

@@ -8,12 +8,13 @@ in progress).
 from __future__ import annotations
 
 import builtins
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from tasks.model import State, TaskRecord
 from tasks.store import rows as shared_rows
-from tasks.store.base import QueueStats
+from tasks.store.base import LimitUsage, QueueStats
 from tasks.store.listing import Listings
 from tasks.store.queries import load_queries
 from tasks.store.rows import COLUMNS, record_from_row, summary_columns
@@ -93,6 +94,16 @@ class SQLiteReads(Listings):
         """Tasks asked to stop; see :meth:`Store.cancel_requests`."""
         rows = await self._read(_SQL["cancel_requests"], (owner,))
         return [row[0] for row in rows]
+
+    async def limit_usage(self, record: TaskRecord) -> LimitUsage:
+        """What holds a queued task back; see :meth:`Store.limit_usage`."""
+        limits = record.limits
+        [row] = await self._read(
+            _SQL["limit_usage"],
+            (limits.concurrency_key, limits.rate_key, record.queue, time.time()),
+        )
+        reopens = None if row[2] is None else float(row[2])
+        return LimitUsage(int(row[0]), int(row[1]), reopens, int(row[3]))
 
     async def queue_stats(self) -> builtins.list[QueueStats]:
         """Load per queue; see :meth:`Store.queue_stats`."""

@@ -169,10 +169,14 @@ WHERE state = 'queued' AND (concurrency_key IS NOT NULL OR rate_key IS NOT NULL)
 ORDER BY priority DESC, run_at, id LIMIT $5
 
 -- name: claim_ids
+-- The limited path stamps starts and leases on the server's clock, the clock of
+-- the rate windows (each start's window is recorded from its started_at).
 UPDATE tasks SET
-    state = 'running', attempts = attempts + 1, started_at = $1 + {waited}, lease_owner = $2,
-    lease_expires_at = $3 + {waited}, version = version + 1
-WHERE id = ANY($4::text[]) AND state = 'queued'
+    state = 'running', attempts = attempts + 1,
+    started_at = EXTRACT(EPOCH FROM clock_timestamp())::float8, lease_owner = $1,
+    lease_expires_at = EXTRACT(EPOCH FROM clock_timestamp())::float8 + $2,
+    version = version + 1
+WHERE id = ANY($3::text[]) AND state = 'queued'
 RETURNING {columns}
 
 -- name: renew
@@ -277,3 +281,14 @@ FROM tasks
 WHERE state IN ('queued', 'running', 'cancelling')
 GROUP BY queue
 ORDER BY queue
+
+-- name: limit_usage
+-- As in SQLite; rate windows are on the server's clock.
+WITH now AS (SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8 AS at)
+SELECT
+    (SELECT COUNT(*) FROM tasks
+     WHERE state IN ('running', 'cancelling') AND concurrency_key = $1),
+    (SELECT COUNT(*) FROM tasks_rate_starts, now WHERE rate_key = $2 AND until > now.at),
+    (SELECT MIN(until) - MIN(now.at) FROM tasks_rate_starts, now
+     WHERE rate_key = $2 AND until > now.at),
+    (SELECT COUNT(*) FROM tasks WHERE state IN ('running', 'cancelling') AND queue = $3)

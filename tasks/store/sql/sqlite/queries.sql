@@ -241,3 +241,14 @@ FROM tasks
 WHERE state IN ('queued', 'running', 'cancelling')
 GROUP BY queue
 ORDER BY queue
+
+-- name: limit_usage
+-- For one queued task (?1 concurrency key, ?2 rate key, ?3 queue, ?4 now): tasks of
+-- its key running, starts of its rate key in the open window and the seconds until
+-- the first of them leaves it, tasks of its queue running.
+SELECT
+    (SELECT COUNT(*) FROM tasks
+     WHERE state IN ('running', 'cancelling') AND concurrency_key = ?1),
+    (SELECT COUNT(*) FROM tasks_rate_starts WHERE rate_key = ?2 AND until > ?4),
+    (SELECT MIN(until) - ?4 FROM tasks_rate_starts WHERE rate_key = ?2 AND until > ?4),
+    (SELECT COUNT(*) FROM tasks WHERE state IN ('running', 'cancelling') AND queue = ?3)
