@@ -50,3 +50,18 @@ async def test_signup_refuses_bad_input(client: QuartClient) -> None:
         response = await client.post("/signup", json=body)
         assert response.status_code == 400, body
     assert (await tasks.list(name="mail.send_welcome")).tasks == []
+
+
+async def test_a_burst_of_signups_sends_its_mails_at_the_provider_rate(client: QuartClient) -> None:
+    ids = []
+    for n in range(25):
+        response = await client.post("/signup", json={"email": f"u{n}@example.org", "name": "U"})
+        assert response.status_code == 202
+        ids.append((await response.get_json())["id"])
+    records = [await tasks.wait(task_id, 20) for task_id in ids]
+    assert {r.state for r in records} == {State.SUCCEEDED}
+    starts = sorted(r.started_at for r in records if r.started_at is not None)
+    assert len(starts) == 25
+    for i, start in enumerate(starts):  # MAIL_RATE: at most 10 starts in any second
+        assert len([s for s in starts[i:] if s < start + 1.0]) <= 10
+    assert len((await (await client.get("/outbox")).get_json())["messages"]) == 25
