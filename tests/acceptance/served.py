@@ -6,17 +6,23 @@ every worker process appends ``started <task id> <pid>`` to the file named by
 several processes never interleave), which lets a test count how many times
 each task body began, across kills and restarts.
 
+``accept.limited`` (concurrency 3) and ``accept.rated`` (20 starts a second)
+append ``run <task id> <pid> <begin> <end>`` (Unix times) when their body ends,
+for the flow-control tests.
+
 With ``ACCEPT_TICK_EVERY=<seconds>``, the task ``accept.tick`` runs on an
 interval schedule (missed slots: ``all``), for the schedule tests.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 
 from app import create_app
 from app.extensions import tasks
-from tasks import TaskEvent
+from tasks import TaskEvent, current_task
 
 _LOG = os.environ.get("ACCEPT_EXECUTION_LOG")
 
@@ -32,18 +38,39 @@ async def tick() -> None:
     """A periodic no-op; its slots are read from the store's idempotency keys."""
 
 
+@tasks.task(name="accept.limited", http=True, concurrency=3)
+async def limited() -> None:
+    """A short run that logs its interval; never more than 3 at once in the fleet."""
+    begin = time.time()
+    await asyncio.sleep(0.02)  # the work
+    _write(f"run {current_task().id} {os.getpid()} {begin!r} {time.time()!r}\n")
+
+
+@tasks.task(name="accept.rated", http=True, rate_limit="20/s")
+async def rated() -> None:
+    """A no-op that logs its interval; at most 20 starts a second in the fleet."""
+    begin = time.time()
+    _write(f"run {current_task().id} {os.getpid()} {begin!r} {time.time()!r}\n")
+
+
 if os.environ.get("ACCEPT_TICK_EVERY"):
     tasks.schedule(tick, every=float(os.environ["ACCEPT_TICK_EVERY"]), missed="all")
 
 
+def _write(line: str) -> None:
+    """Append one line to the execution log in one write (lines never interleave)."""
+    if not _LOG:
+        return
+    fd = os.open(_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
 def _record(event: TaskEvent) -> None:
-    if _LOG and event.kind in ("started", "succeeded"):
-        line = f"{event.kind} {event.task_id} {os.getpid()}\n".encode()
-        fd = os.open(_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, line)
-        finally:
-            os.close(fd)
+    if event.kind in ("started", "succeeded"):
+        _write(f"{event.kind} {event.task_id} {os.getpid()}\n")
 
 
 tasks.add_listener(_record)
