@@ -214,6 +214,18 @@ async def engine(options: Options, **settings: Any) -> AsyncIterator[Bench]:
         async def nap(seconds: float) -> None:
             await asyncio.sleep(seconds)
 
+        @tasks.task(name="capped", max_attempts=1, concurrency=50)
+        async def capped() -> None:
+            return None
+
+        @tasks.task(name="per_key", max_attempts=1, concurrency=1, concurrency_key=lambda k: k)
+        async def per_key(k: int) -> None:
+            return None
+
+        @tasks.task(name="rated", max_attempts=1, rate_limit="1000000/s")
+        async def rated() -> None:
+            return None
+
         @tasks.task(name="mark", max_attempts=1)
         async def mark(n: int) -> None:
             bench.started[n] = time.perf_counter()
