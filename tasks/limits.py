@@ -26,7 +26,7 @@ KeyFunction = Callable[..., object]
 """Called with the task's arguments; returns the key (a string or an integer)."""
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*(?:\.\d+)?)\s*([smhd])\s*$")
+_RATE = re.compile(r"^\s*(\d+)\s*(?:/\s*(\d*(?:\.\d+)?)\s*([smhd]))?\s*$")
 MAX_KEY_LENGTH = 200
 """Longest key (after the task name is put in front) a limit or unique key may have."""
 
@@ -39,15 +39,18 @@ class Rate:
     period: float
 
     @classmethod
-    def parse(cls, text: str) -> Rate:
-        """``"10/s"``, ``"100/m"``, ``"5/h"``, ``"1/d"`` or ``"3/10s"``; ValueError otherwise."""
+    def parse(cls, text: str | int) -> Rate:
+        """``"10/s"``, ``"100/m"``, ``"5/h"``, ``"1/d"`` or ``"3/10s"``; as in Celery, a bare
+        number (``10`` or ``"10"``) is per second. ValueError otherwise."""
+        if isinstance(text, int) and not isinstance(text, bool):
+            text = str(text)
         match = _RATE.match(text) if isinstance(text, str) else None
         if match is None:
             raise ValueError(
                 f"rate_limit must look like '10/s', '100/m', '5/h' or '3/10s', got {text!r}"
             )
         count, multiple, unit = match.groups()
-        period = float(multiple or 1) * _UNITS[unit]
+        period = float(multiple or 1) * _UNITS[unit or "s"]
         if int(count) < 1 or period <= 0:
             raise ValueError(f"rate_limit needs a positive count and period, got {text!r}")
         return cls(int(count), period)
@@ -73,7 +76,7 @@ class TaskLimits:
         *,
         concurrency: int | None = None,
         concurrency_key: KeyFunction | None = None,
-        rate_limit: str | None = None,
+        rate_limit: str | int | None = None,
         rate_key: KeyFunction | None = None,
         unique: bool = False,
         unique_key: KeyFunction | None = None,

@@ -9,7 +9,6 @@ bound here), and unique tasks answer with the active task.
 from __future__ import annotations
 
 import asyncio
-import time
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any, cast
 
@@ -17,6 +16,8 @@ import pytest
 from quart import Quart
 
 from tasks import InvalidArgumentsError, State, Tasks, current_task
+from tasks.compat import CeleryTasks
+from tasks.limits import Rate
 
 SLOW_POLL = 60.0
 """Far longer than any wait below: work must be found by wake-ups, not polls."""
@@ -195,5 +196,25 @@ async def test_bad_keys_at_enqueue_store_nothing(backend_url: str) -> None:
         with pytest.raises(InvalidArgumentsError, match="has no concurrency limit"):
             await tasks.get_task("free").options(concurrency_key="a").enqueue()
         assert (await tasks.list()).tasks == []
-    started = time.monotonic()
-    del started
+
+
+@pytest.mark.parametrize(
+    ("given", "count", "period"),
+    [
+        ("10/s", 10, 1.0),
+        ("100/m", 100, 60.0),
+        ("3/10s", 3, 10.0),
+        ("1/d", 1, 86400.0),
+        (5, 5, 1.0),
+        ("7", 7, 1.0),
+    ],
+)
+def test_rate_limit_spelling_follows_celery(given: str | int, count: int, period: float) -> None:
+    tasks = Tasks()
+    celery = CeleryTasks(tasks)
+
+    @celery.task(name="celery_rated", rate_limit=given)
+    def rated() -> None:
+        return None
+
+    assert tasks.get_task("celery_rated").limits.rate == Rate(count, period)
