@@ -7,13 +7,18 @@ and closes it.
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import click
 
 from tasks.cli import actions
 from tasks.cli.output import echo_json, echo_table, when
 from tasks.cli.target import fail, run, store_options
-from tasks.model import State, TaskRecord
+from tasks.limits import parse_queue_limits
+from tasks.model import State
 from tasks.store import Store
+from tasks.waiting import why_waiting
 
 STATE = click.Choice([s.value for s in State])
 as_json = click.option("--json", "json_output", is_flag=True, help="print JSON instead of a table")
@@ -76,17 +81,21 @@ def show(task_id: str, json_output: bool, database_url: str | None, app_path: st
         record = await store.get(task_id)
         if record is None:
             fail(f"no task with id {task_id!r}")
+        view = record.to_dict()
+        caps = parse_queue_limits(os.environ.get("TASKS_QUEUE_CONCURRENCY", ""))
+        waiting = await why_waiting(store, record, caps)
+        if waiting is not None:
+            view["waiting"] = waiting.to_dict()
         if json_output:
-            echo_json(record.to_dict())
+            echo_json(view)
         else:
-            _describe(record)
+            _describe(view)
 
     run(action, database_url, app_path)
 
 
-def _describe(record: TaskRecord) -> None:
+def _describe(view: dict[str, Any]) -> None:
     """Print a task field by field, then each failed attempt with its traceback."""
-    view = record.to_dict()
     errors = view.pop("errors")
     error = view.pop("error")
     width = max(len(key) for key in view)

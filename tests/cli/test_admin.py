@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tasks.model import ErrorInfo, Finish, State
+from tasks.model import ErrorInfo, Finish, RowLimits, State
 from tasks.store import Store
 from tests.cli.conftest import run_cli
 from tests.store.contract import OWNER, add, claim_one, must_get
@@ -135,3 +135,15 @@ async def test_changing_commands(seeded: Store) -> None:
     assert (await must_get(seeded, waiting)).state is State.CANCELLED  # another state: kept
     bad = run_cli("purge", "--state", "running", "--older-than", "2w", "--yes", url=url)
     assert bad.code == 2
+
+
+async def test_show_says_why_a_queued_task_waits(seeded: Store, backend_url: str) -> None:
+    limits = RowLimits(concurrency_key="sync:7", concurrency_limit=1)
+    running, waiting = await add(seeded, 2, limits=limits)
+    assert (await claim_one(seeded)).id == running
+    shown = run_cli("show", waiting, "--json", url=backend_url).json()
+    assert shown["waiting"]["reason"] == "concurrency_limit"
+    assert shown["limits"]["concurrency_key"] == "sync:7"
+    text = run_cli("show", waiting, url=backend_url)
+    assert "1 of 1 allowed tasks of 'sync:7' are running" in text.out
+    assert "waiting" not in run_cli("show", running, "--json", url=backend_url).json()
