@@ -42,7 +42,7 @@ async def tick() -> None:
 async def limited() -> None:
     """A short run that logs its interval; never more than 3 at once in the fleet."""
     begin = time.time()
-    await asyncio.sleep(0.02)  # the work
+    await asyncio.sleep(0.1)  # the work (long enough for 3 to overlap on a loaded machine)
     _write(f"run {current_task().id} {os.getpid()} {begin!r} {time.time()!r}\n")
 
 
