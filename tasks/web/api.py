@@ -22,6 +22,7 @@ from tasks.web.errors import (
     render_tasks_error,
 )
 from tasks.web.openapi import openapi_extra
+from tasks.web.ops_routes import add_ops_routes
 from tasks.web.payload import check_json_content_type, parse_json, read_body, validate
 from tasks.web.schedule_routes import add_schedule_routes
 from tasks.web.schemas import (
@@ -218,6 +219,7 @@ def create_blueprint(web: TasksWeb) -> Blueprint:
         )
 
     add_schedule_routes(bp, tasks, _errors)
+    add_ops_routes(bp, tasks, _errors)
 
     @bp.get("/<task_id>")
     @document_response(TaskOut, 200)

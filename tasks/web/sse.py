@@ -82,10 +82,10 @@ async def task_events(
                     yield format_event(record, url)
                     sent = record.version
                     quiet_until = now() + keepalive
-                if record.done or _stopping(tasks, stop):
+                if record.done or stopping(tasks, stop):
                     return
                 await _wait_change(changed, stop, min(poll_interval, quiet_until - now()))
-                if _stopping(tasks, stop):
+                if stopping(tasks, stop):
                     return
                 if now() >= quiet_until:
                     yield b": keep-alive\n\n"
@@ -95,7 +95,7 @@ async def task_events(
             stop.cancel()
 
 
-def _stopping(tasks: Tasks, stop: asyncio.Future[object] | None) -> bool:
+def stopping(tasks: Tasks, stop: asyncio.Future[object] | None) -> bool:
     return not tasks.accepting or (stop is not None and stop.done())
 
 
