@@ -61,7 +61,7 @@ def percent(record: TaskSummary) -> float:
 
 
 def excerpt_text(excerpt: Excerpt | None) -> str:
-    """An excerpt as shown in the table (``list.js`` formats it the same way)."""
+    """An excerpt as shown in the table (``dashboard.js`` formats it the same way)."""
     if excerpt is None:
         return ""
     if not excerpt.truncated:
@@ -89,7 +89,7 @@ def add_dashboard(bp: Blueprint, web: TasksWeb) -> None:
     @bp.get("/dashboard")
     @hide
     async def dashboard() -> Any:
-        """Server-rendered table of tasks; ``list.js`` keeps it live over one stream."""
+        """Server-rendered table of tasks; ``dashboard.js`` keeps it live over one stream."""
         token = request.args.get("token")
         if token is not None and tasks.config.api_token:
             # Opened once with ?token=: keep it in a cookie, drop it from the URL.

@@ -52,12 +52,23 @@
     return node;
   }
 
-  function niceMax(value) {
-    if (value <= 0) return 1;
-    var step = Math.pow(10, Math.floor(Math.log10(value)));
-    var fractions = [1, 2, 2.5, 5, 10];
-    for (var i = 0; i < fractions.length; i++) if (fractions[i] * step >= value) return fractions[i] * step;
-    return 10 * step;
+  // A round step of which four make at least ``value`` (whole numbers for counts).
+  function niceStep(value, whole) {
+    var raw = value / 4;
+    if (raw <= 0) return whole ? 1 : 0.001;
+    var scale = Math.pow(10, Math.floor(Math.log10(raw)));
+    var steps = [1, 2, 2.5, 5, 10];
+    for (var i = 0; i < steps.length; i++) {
+      var step = steps[i] * scale;
+      if (step >= raw && (!whole || step === Math.round(step))) return step;
+    }
+    return 10 * scale;
+  }
+
+  function latencyLabel(value, top) {
+    if (top >= 1) return TQ.span(value) || "0 s";
+    var ms = value * 1000;
+    return ms.toFixed(top * 1000 < 10 ? 1 : 0) + " ms";
   }
 
   function drawChart(activity) {
@@ -68,16 +79,17 @@
     var pad = { left: 44, right: 52, top: 12, bottom: 26 };
     var plotW = width - pad.left - pad.right;
     var plotH = height - pad.top - pad.bottom;
-    var maxCount = niceMax(Math.max.apply(null, buckets.map(function (b) { return b.finished; }).concat([0])));
+    var countStep = niceStep(Math.max.apply(null, buckets.map(function (b) { return b.finished; }).concat([0])), true);
+    var maxCount = 4 * countStep;
     var latencies = buckets.map(function (b) { return b.latency_mean; }).filter(function (v) { return v !== null; });
-    var maxLatency = niceMax(Math.max.apply(null, latencies.concat([0])));
+    var maxLatency = 4 * niceStep(Math.max.apply(null, latencies.concat([0])), false);
     var root = svg("svg", { width: width, height: height, viewBox: "0 0 " + width + " " + height, role: "img" });
     root.appendChild(svg("title", {}, "Tasks finished per " + activity.bucket_seconds + " s and mean start latency"));
     for (var g = 0; g <= 4; g++) {
       var y = pad.top + plotH - (plotH * g) / 4;
       root.appendChild(svg("line", { x1: pad.left, x2: pad.left + plotW, y1: y, y2: y, class: "grid" }));
-      root.appendChild(svg("text", { x: pad.left - 6, y: y + 4, class: "axis", "text-anchor": "end" }, +(maxCount * g / 4).toFixed(1)));
-      root.appendChild(svg("text", { x: pad.left + plotW + 6, y: y + 4, class: "axis latency" }, TQ.span(maxLatency * g / 4) || "0"));
+      root.appendChild(svg("text", { x: pad.left - 6, y: y + 4, class: "axis", "text-anchor": "end" }, countStep * g));
+      root.appendChild(svg("text", { x: pad.left + plotW + 6, y: y + 4, class: "axis latency" }, latencyLabel((maxLatency * g) / 4, maxLatency)));
     }
     var slot = plotW / buckets.length;
     var barW = Math.max(1, slot - 1);
@@ -88,13 +100,19 @@
       var failH = (plotH * b.failed) / maxCount;
       if (okH > 0) root.appendChild(svg("rect", { x: x, y: pad.top + plotH - okH, width: barW, height: okH, class: "bar-ok" }));
       if (failH > 0) root.appendChild(svg("rect", { x: x, y: pad.top + plotH - okH - failH, width: barW, height: failH, class: "bar-failed" }));
-      if (b.latency_mean !== null) points.push((x + barW / 2).toFixed(1) + "," + (pad.top + plotH - (plotH * b.latency_mean) / maxLatency).toFixed(1));
+      if (b.latency_mean !== null) points.push([x + barW / 2, pad.top + plotH - (plotH * b.latency_mean) / maxLatency]);
     });
-    if (points.length) root.appendChild(svg("polyline", { points: points.join(" "), class: "latency-line" }));
+    if (points.length > 1) {
+      var path = points.map(function (p) { return p[0].toFixed(1) + "," + p[1].toFixed(1); });
+      root.appendChild(svg("polyline", { points: path.join(" "), class: "latency-line" }));
+    }
+    points.forEach(function (p) {
+      root.appendChild(svg("circle", { cx: p[0].toFixed(1), cy: p[1].toFixed(1), r: 2.5, class: "latency-dot" }));
+    });
     var ticks = 5;
     for (var t = 0; t <= ticks; t++) {
       var index = Math.min(buckets.length - 1, Math.round(((buckets.length - 1) * t) / ticks));
-      var label = new Date(buckets[index].start).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+      var label = new Date(buckets[index].start).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false });
       root.appendChild(svg("text", { x: pad.left + index * slot, y: height - 6, class: "axis", "text-anchor": "middle" }, label));
     }
     var total = buckets.reduce(function (sum, b) { return sum + b.finished; }, 0);

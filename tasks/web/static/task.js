@@ -21,7 +21,7 @@
     article.querySelector("progress").value = p;
     article.querySelector(".percent").textContent = Math.round(p) + "%";
     article.querySelector(".message").textContent = task.progress.message || "";
-    var numbers = task.progress.current + (task.progress.total ? " of " + task.progress.total : "");
+    var numbers = task.progress.total ? task.progress.current + " of " + task.progress.total : "";
     article.querySelector(".progress-numbers").textContent = numbers;
     article.querySelector(".attempts").textContent = task.attempts + "/" + task.max_attempts;
     setButtons(task.state);
