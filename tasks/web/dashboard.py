@@ -138,7 +138,7 @@ def add_dashboard(bp: Blueprint, web: TasksWeb) -> None:
         # On the top page new tasks appear live: those newer than what it shows
         # (or, when it shows nothing, than this moment).
         live_after = (page.tasks[0].id if page.tasks else new_id()[:12] + "0" * 20) if top else ""
-        names = sorted(name for name, _ in tasks.registry.items())
+        names = sorted(name for name, task in tasks.registry.items() if task.http)
         queues = sorted({s.queue for s in await tasks.store.queue_stats()})
         return await render_template(
             "tasks_dashboard.html",

@@ -1,5 +1,7 @@
 """Operations over HTTP: ``GET /tasks/queues`` and ``/tasks/activity`` (read from the
-store, so every process answers the same), ``POST /tasks/retry-failed`` and ``/tasks/purge``."""
+store, so every process answers the same), ``POST /tasks/bulk/retry-failed`` and
+``POST /tasks/bulk/purge`` (under ``bulk/``: a path ``/tasks/<word>`` would also match
+the task route ``GET /tasks/<task_id>``)."""
 
 from __future__ import annotations
 
@@ -34,8 +36,8 @@ Decorator = Callable[..., Callable[[Any], Any]]
 THROUGHPUT_WINDOW = 60.0
 """Seconds over which ``finished_last_minute`` counts."""
 MAX_RETRIED = 10_000
-"""Most failed tasks one ``POST /tasks/retry-failed`` queues again."""
-MAX_BUCKETS = 1000
+"""Most failed tasks one ``POST /tasks/bulk/retry-failed`` queues again."""
+MAX_BUCKETS = 200
 _PAGE = 500
 _PURGE_BATCH = 1000
 
@@ -84,36 +86,35 @@ def add_ops_routes(bp: Blueprint, tasks: Tasks, errors: Decorator) -> None:
     async def activity() -> Response:
         """Tasks finished per time bucket over the last minutes, with their start latency.
 
-        Every bucket is listed, quiet ones with zero; read from the store, so
-        every process of a deployment answers the same.
+        Every bucket is listed, quiet ones with zero; ``bucket`` is widened when
+        the range would need over 200 buckets (``bucket_seconds`` says which was
+        used). Read from the store, so every process of a deployment answers the same.
         """
         query: ActivityQuery = validate(ActivityQuery, request.args.to_dict(), "query")
-        count = query.minutes * 60 // query.bucket
-        if count > MAX_BUCKETS:
-            raise ApiError(
-                400, "invalid_query", f"{count} buckets asked; at most {MAX_BUCKETS} (widen bucket)"
-            )
+        span = query.minutes * 60
+        bucket = max(query.bucket, -(-span // MAX_BUCKETS))  # widened to stay within the bound
+        count = span // bucket
         now = time.time()
-        first = (now // query.bucket - count + 1) * query.bucket  # buckets end at "now"
+        first = (now // bucket - count + 1) * bucket  # the last bucket holds "now"
         found = {
-            round((a.start - first) / query.bucket): a
-            for a in await tasks.store.activity(first, float(query.bucket))
+            round((a.start - first) / bucket): a
+            for a in await tasks.store.activity(first, float(bucket))
         }
         buckets = []
         for i in range(count):
             a = found.get(i)
             buckets.append(
                 {
-                    "start": iso(first + i * query.bucket),
+                    "start": iso(first + i * bucket),
                     "finished": 0 if a is None else a.finished,
                     "failed": 0 if a is None else a.failed,
                     "latency_mean": None if a is None else a.latency_mean,
                     "latency_max": None if a is None else a.latency_max,
                 }
             )
-        return jsonify({"bucket_seconds": query.bucket, "buckets": buckets})
+        return jsonify({"bucket_seconds": bucket, "buckets": buckets})
 
-    @bp.post("/retry-failed")
+    @bp.post("/bulk/retry-failed")
     @document_request(RetryFailedRequest)
     @document_response(RetryFailedOut, 202)
     @errors(400, 408, 413, 415)
@@ -141,7 +142,7 @@ def add_ops_routes(bp: Blueprint, tasks: Tasks, errors: Decorator) -> None:
         response.status_code = 202
         return response
 
-    @bp.post("/purge")
+    @bp.post("/bulk/purge")
     @document_request(PurgeRequest)
     @document_response(PurgeOut, 200)
     @errors(400, 408, 413, 415)

@@ -41,7 +41,7 @@ class ActivityQuery(BaseModel):
     minutes: Annotated[int, Field(ge=1, le=1440)] = 15
     """How far back to look."""
     bucket: Annotated[int, Field(ge=1, le=3600)] = 10
-    """Seconds per bucket (at most 1000 buckets in all)."""
+    """Seconds per bucket, at least (widened to keep to 200 buckets)."""
 
 
 class ActivityBucket(BaseModel):
@@ -64,7 +64,7 @@ class Activity(BaseModel):
 
 
 class RetryFailedRequest(BaseModel):
-    """Body of ``POST /tasks/retry-failed``: which failed tasks to queue again."""
+    """Body of ``POST /tasks/bulk/retry-failed``: which failed tasks to queue again."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -81,7 +81,7 @@ class RetryFailedOut(BaseModel):
 
 
 class PurgeRequest(BaseModel):
-    """Body of ``POST /tasks/purge``: finished tasks to delete."""
+    """Body of ``POST /tasks/bulk/purge``: finished tasks to delete."""
 
     model_config = ConfigDict(extra="forbid")
 

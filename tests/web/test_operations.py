@@ -1,5 +1,5 @@
-"""Operations API: ``GET /tasks/queues``, ``GET /tasks/activity``, ``POST /tasks/retry-failed``
-and ``POST /tasks/purge``, on each backend."""
+"""Operations API: ``GET /tasks/queues``, ``GET /tasks/activity``, ``POST /tasks/bulk/retry-failed``
+and ``POST /tasks/bulk/purge``, on each backend."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from quart.typing import TestClientProtocol as Client
 from app.extensions import tasks
 from tests.conftest import eventually
 from tests.web.test_api import enqueue, until_state
+
+PURGE = "/tasks/bulk/purge"
 
 
 async def test_queues_show_depth_running_age_and_throughput(client: Client) -> None:
@@ -52,10 +54,14 @@ async def test_activity_counts_finished_tasks_per_bucket(client: Client) -> None
     assert all(b["latency_mean"] is not None and b["latency_mean"] >= 0 for b in busy)
     quiet = [b for b in buckets if not b["finished"]]
     assert all(b["latency_mean"] is None for b in quiet)
-    for query, problem in (("minutes=1440&bucket=1", "buckets"), ("bucket=0", "bucket")):
+    wide = await (await client.get("/tasks/activity?minutes=1440&bucket=1")).get_json()
+    assert wide["bucket_seconds"] == 432  # a day in at most 200 buckets
+    assert len(wide["buckets"]) == 200
+    assert sum(b["finished"] for b in wide["buckets"]) == 2
+    for query in ("bucket=0", "minutes=1441", "minutes=x"):
         response = await client.get(f"/tasks/activity?{query}")
         assert response.status_code == 400, query
-        assert problem in (await response.get_json())["error"]["message"]
+        assert (await response.get_json())["error"]["code"] == "invalid_query"
 
 
 async def test_retry_failed_queues_failed_tasks_again_by_name(client: Client) -> None:
@@ -65,10 +71,10 @@ async def test_retry_failed_queues_failed_tasks_again_by_name(client: Client) ->
         await until_state(client, task["id"], "failed")
     await until_state(client, other["id"], "succeeded")
 
-    nothing = await client.post("/tasks/retry-failed", json={"name": "demo.echo"})
+    nothing = await client.post("/tasks/bulk/retry-failed", json={"name": "demo.echo"})
     assert nothing.status_code == 202
     assert await nothing.get_json() == {"retried": 0, "more": False}
-    response = await client.post("/tasks/retry-failed", json={"name": "demo.fail"})
+    response = await client.post("/tasks/bulk/retry-failed", json={"name": "demo.fail"})
     assert response.status_code == 202
     assert await response.get_json() == {"retried": 3, "more": False}
 
@@ -85,9 +91,9 @@ async def test_purge_deletes_finished_tasks_of_the_given_states(client: Client) 
     await until_state(client, ok["id"], "succeeded")
     await until_state(client, failed["id"], "failed")
 
-    young = await client.post("/tasks/purge", json={"states": ["succeeded"], "older_than": 3600})
-    assert await young.get_json() == {"deleted": 0}
-    response = await client.post("/tasks/purge", json={"states": ["succeeded"], "older_than": 0})
+    young = {"states": ["succeeded"], "older_than": 3600}
+    assert await (await client.post(PURGE, json=young)).get_json() == {"deleted": 0}
+    response = await client.post(PURGE, json={"states": ["succeeded"], "older_than": 0})
     assert response.status_code == 200
     assert await response.get_json() == {"deleted": 1}
     assert (await client.get(f"/tasks/{ok['id']}")).status_code == 404
@@ -98,23 +104,23 @@ async def test_purge_deletes_finished_tasks_of_the_given_states(client: Client) 
 async def test_bad_operation_requests_get_a_clear_4xx(client: Client, unchanged: object) -> None:
     await enqueue(client, "demo.echo", 1)  # something a wrong purge could delete
     cases = [
-        ("/tasks/purge", {"states": ["queued"], "older_than": 0}, 400, "states.0"),
-        ("/tasks/purge", {"states": [], "older_than": 0}, 400, "states"),
-        ("/tasks/purge", {"states": ["failed"]}, 400, "older_than"),
-        ("/tasks/purge", {"states": ["failed"], "older_than": -1}, 400, "older_than"),
-        ("/tasks/retry-failed", {"name": 3}, 400, "name"),
-        ("/tasks/retry-failed", {"bogus": 1}, 400, "bogus"),
-        ("/tasks/retry-failed", [], 400, "JSON object"),
+        ("/tasks/bulk/purge", {"states": ["queued"], "older_than": 0}, 400, "states.0"),
+        ("/tasks/bulk/purge", {"states": [], "older_than": 0}, 400, "states"),
+        ("/tasks/bulk/purge", {"states": ["failed"]}, 400, "older_than"),
+        ("/tasks/bulk/purge", {"states": ["failed"], "older_than": -1}, 400, "older_than"),
+        ("/tasks/bulk/retry-failed", {"name": 3}, 400, "name"),
+        ("/tasks/bulk/retry-failed", {"bogus": 1}, 400, "bogus"),
+        ("/tasks/bulk/retry-failed", [], 400, "JSON object"),
     ]
     for path, body, status, named in cases:
         async with unchanged():  # type: ignore[operator]
             response = await client.post(path, json=body)
         assert response.status_code == status, (path, body)
         assert named in (await response.get_json())["error"]["message"], (path, body)
-    plain = await client.post("/tasks/purge", data="x", headers={"Content-Type": "text/plain"})
+    plain = await client.post("/tasks/bulk/purge", data="x", headers={"Content-Type": "text/plain"})
     assert plain.status_code == 415
     forged = await client.post(
-        "/tasks/purge",
+        "/tasks/bulk/purge",
         json={"states": ["succeeded"], "older_than": 0},
         headers={"Origin": "http://attacker.test", "Sec-Fetch-Site": "cross-site"},
     )

@@ -228,7 +228,7 @@
     var request = {};
     if (table.dataset.filterName) request.name = table.dataset.filterName;
     confirmDialog(document.getElementById("confirm-retry"), function () {
-      return bulk(TQ.api + "/retry-failed", request, function (answer) {
+      return bulk(TQ.api + "/bulk/retry-failed", request, function (answer) {
         return "Queued " + answer.retried + " failed task(s) again" + (answer.more ? " (more remain)." : ".");
       });
     });
@@ -242,7 +242,7 @@
         states.push(box.value);
       });
       var olderThan = Number(dialog.querySelector('select[name="older_than"]').value);
-      return bulk(TQ.api + "/purge", { states: states, older_than: olderThan }, function (answer) {
+      return bulk(TQ.api + "/bulk/purge", { states: states, older_than: olderThan }, function (answer) {
         return "Deleted " + answer.deleted + " task(s).";
       });
     });
