@@ -17,6 +17,7 @@ from tasks.web.errors import ApiError
 from tasks.web.live import MAX_WATCHED, Listing, dashboard_events
 from tasks.web.schemas import TASK_ID_PATTERN
 from tasks.web.shutdown import SCOPE_KEY, Terminated
+from tasks.web.sse import event_stream_response
 
 if TYPE_CHECKING:
     from tasks.extension import Tasks
@@ -176,8 +177,4 @@ def add_pages(bp: Blueprint, web: TasksWeb) -> None:
             poll_interval=max(web.poll_interval, 0.5),
             keepalive=web.keepalive,
         )
-        response = Response(stream, status=200, content_type="text/event-stream")
-        response.headers["Cache-Control"] = "no-cache"
-        response.headers["X-Accel-Buffering"] = "no"
-        response.timeout = None
-        return response
+        return event_stream_response(stream)

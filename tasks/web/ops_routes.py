@@ -14,7 +14,6 @@ from quart_schema import document_querystring, document_request, document_respon
 
 from tasks.errors import InvalidStateError, TaskNotFoundError
 from tasks.model import State, iso
-from tasks.web.errors import ApiError
 from tasks.web.openapi import openapi_extra
 from tasks.web.ops_schemas import (
     Activity,
@@ -25,7 +24,7 @@ from tasks.web.ops_schemas import (
     RetryFailedOut,
     RetryFailedRequest,
 )
-from tasks.web.payload import check_json_content_type, parse_json, read_body, validate
+from tasks.web.payload import object_body, validate
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -46,14 +45,8 @@ def add_ops_routes(bp: Blueprint, tasks: Tasks, errors: Decorator) -> None:
     """Mount the operations routes on the task API blueprint; ``errors`` documents errors."""
 
     async def json_body(model: type[BaseModel]) -> Any:
-        check_json_content_type(request)
-        raw = await read_body(
-            request, tasks.config.max_body_bytes, current_app.config.get("BODY_TIMEOUT")
-        )
-        value = parse_json(raw)
-        if not isinstance(value, dict):
-            raise ApiError(400, "invalid_body", "the body must be a JSON object")
-        return validate(model, value, "body")
+        limit = tasks.config.max_body_bytes
+        return await object_body(request, model, limit, current_app.config.get("BODY_TIMEOUT"))
 
     @bp.get("/queues")
     @document_response(QueueList, 200)

@@ -7,6 +7,8 @@ import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from quart import Response
+
 from tasks.errors import NotAcceptingError, TaskNotFoundError
 from tasks.extension import Tasks
 from tasks.summary import TaskSummary
@@ -18,6 +20,16 @@ RETRY_MS = 1000
 MAX_VERSION = 2**63 - 1
 """Largest version a store keeps (a signed 64-bit integer)."""
 _VERSION = re.compile(r"[0-9]{1,19}")  # ASCII digits only, unlike str.isdigit()
+
+
+def event_stream_response(stream: AsyncIterator[bytes]) -> Response:
+    """A ``text/event-stream`` response of ``stream``: not cached, not buffered by proxies,
+    and exempt from Quart's response timeout (it lasts as long as the stream)."""
+    response = Response(stream, status=200, content_type="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"
+    response.timeout = None
+    return response
 
 
 def format_event(summary: TaskSummary, url: str) -> bytes:
