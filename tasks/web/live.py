@@ -74,6 +74,7 @@ async def dashboard_events(
 
     def wake(event: TaskEvent) -> None:
         woken.set()
+        done.discard(event.task_id)  # a finished task that changes here (a retry) is read again
 
     watched: dict[str, int] = dict.fromkeys(ids[-MAX_WATCHED:], -1)  # id -> version sent
     done: set[str] = set()

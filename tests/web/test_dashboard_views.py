@@ -1,0 +1,46 @@
+"""Dashboard pages as HTML, on each backend: the task page's facts and links, headers."""
+
+from __future__ import annotations
+
+import pytest
+from quart.typing import TestClientProtocol as Client
+
+from tests.web.test_api import enqueue
+
+PAGES = ("/tasks/dashboard", "/tasks/dashboard/queues", "/tasks/dashboard/workers")
+
+
+@pytest.mark.parametrize("app_config", [{"TASKS_WORKERS": False}])
+async def test_task_page_shows_delay_schedule_link_and_escaped_arguments(client: Client) -> None:
+    task = await enqueue(
+        client, "demo.echo", "<b>x</b>", delay=90, idempotency_key="schedule:nightly:1700000000"
+    )
+    page = await client.get(f"/tasks/dashboard/task/{task['id']}")
+    html = await page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert 'href="/tasks/dashboard/queues#schedule-nightly"' in html
+    assert "delayed: due in 1 min" in html
+    assert "&lt;b&gt;x&lt;/b&gt;" in html
+    assert "<b>x</b>" not in html
+    plain = await enqueue(client, "demo.echo", 1)
+    html = await (await client.get(f"/tasks/dashboard/task/{plain['id']}")).get_data(as_text=True)
+    assert "schedule-link" not in html
+    assert "delayed:" not in html
+
+
+@pytest.mark.parametrize("app_config", [{"TASKS_WORKERS": False}])
+async def test_every_dashboard_page_keeps_to_its_own_scripts(client: Client) -> None:
+    task = await enqueue(client, "demo.echo", 1)
+    for path in (
+        *PAGES,
+        f"/tasks/dashboard/task/{task['id']}",
+        f"/tasks/dashboard/task/{'0' * 32}",
+    ):
+        response = await client.get(path)
+        assert response.status_code in (200, 404), path
+        policy = response.headers["Content-Security-Policy"]
+        assert "script-src 'self'" in policy, path
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    missing = await client.get(f"/tasks/dashboard/task/{'0' * 32}")
+    assert missing.status_code == 404
+    assert "No task with id" in await missing.get_data(as_text=True)
