@@ -6,6 +6,7 @@ are in :mod:`tasks.web.dashboard_pages`.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -20,6 +21,7 @@ from tasks.web.payload import describe
 from tasks.web.schemas import TASK_ID_PATTERN, QueueName, StateName
 
 if TYPE_CHECKING:
+    from tasks.store import Store
     from tasks.web.extension import TasksWeb
 
 CONTENT_SECURITY_POLICY = (
@@ -32,6 +34,10 @@ PAGE_ROWS = 50
 """Tasks per page of the list."""
 
 TaskId = Annotated[str, Field(pattern=TASK_ID_PATTERN)]
+ID_LENGTH = 32
+MIN_PREFIX = 8
+"""Fewest leading hex digits of an id that the search box looks up."""
+_HEX = re.compile("[0-9a-f]+")
 
 
 class DashboardQuery(BaseModel):
@@ -67,6 +73,20 @@ def excerpt_text(excerpt: Excerpt | None) -> str:
     if not excerpt.truncated:
         return excerpt.preview
     return f"{excerpt.preview}{ELLIPSIS} ({excerpt.size} bytes)"
+
+
+async def find_task(store: Store, text: str) -> str | None:
+    """The id of the task whose id is ``text``, or else of the oldest whose id starts with it
+    (at least 8 hex digits; the list shows 12); None if there is none."""
+    wanted = text.strip().lower()
+    if not _HEX.fullmatch(wanted) or len(wanted) < MIN_PREFIX:
+        return None
+    if len(wanted) == ID_LENGTH:
+        return wanted if await store.get_summary(wanted) is not None else None
+    # Ids are fixed-width hex: the first id after prefix + zeros is the first with the prefix.
+    page = await store.list_summaries(after=wanted.ljust(ID_LENGTH, "0"), limit=1)
+    first = page.tasks[0].id if page.tasks else None
+    return first if first is not None and first.startswith(wanted) else None
 
 
 def add_dashboard(bp: Blueprint, web: TasksWeb) -> None:
@@ -112,9 +132,9 @@ def add_dashboard(bp: Blueprint, web: TasksWeb) -> None:
             error = describe(exc)
             query = DashboardQuery()
         if query.id is not None:
-            wanted = query.id.strip().lower()
-            if await tasks.store.get_summary(wanted) is not None:
-                return redirect(url_for("tasks.dashboard_task", task_id=wanted))
+            found = await find_task(tasks.store, query.id)
+            if found is not None:
+                return redirect(url_for("tasks.dashboard_task", task_id=found))
             error = f"no task with id {query.id!r}"
         state = State(query.state) if query.state else None
         page = await tasks.store.list_summaries(

@@ -44,3 +44,16 @@ async def test_every_dashboard_page_keeps_to_its_own_scripts(client: Client) -> 
     missing = await client.get(f"/tasks/dashboard/task/{'0' * 32}")
     assert missing.status_code == 404
     assert "No task with id" in await missing.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("app_config", [{"TASKS_WORKERS": False}])
+async def test_search_opens_a_task_by_id_or_by_the_prefix_the_list_shows(client: Client) -> None:
+    first, second = [(await enqueue(client, "demo.echo", n))["id"] for n in range(2)]
+    for text, found in ((second, second), (first[:12], first), (f" {second.upper()} ", second)):
+        response = await client.get(f"/tasks/dashboard?id={text}")
+        assert response.status_code == 302, text
+        assert response.headers["Location"] == f"/tasks/dashboard/task/{found}", text
+    for text in ("f" * 12, first[:7], "not-hex", "0" * 32):
+        response = await client.get(f"/tasks/dashboard?id={text}")
+        assert response.status_code == 200, text
+        assert "no task with id" in await response.get_data(as_text=True), text
