@@ -88,6 +88,18 @@ def sample_workers() -> dict[str, Any]:
     }
 
 
+def history(url: str, seconds: float) -> None:
+    """Waves of short tasks for ``seconds``, so that the chart has some past to show."""
+    waves = int(seconds // 5)
+    with httpx.Client(base_url=url, timeout=30) as api:
+        for wave in range(waves):
+            for n in range(4 + (wave * 7) % 11):
+                enqueue(api, "demo.progress", 3, 0.1 * (n % 4))
+            if wave % 3 == 1:
+                enqueue(api, "demo.fail", f"upstream timeout (wave {wave})")
+            time.sleep(5)  # pacing the waves, not waiting for anything
+
+
 def populate(url: str) -> tuple[str, str]:
     """Tasks in every state; return (a failed task's id, a running task's id)."""
     with httpx.Client(base_url=url, timeout=30) as api:
@@ -133,7 +145,7 @@ async def shoot(url: str, chromium: str, failed: str, running: str) -> None:
                 "document.querySelectorAll('tr[data-state=running] progress').length >= 2"
                 " && [...document.querySelectorAll('tr[data-state=running] progress')]"
                 ".some(p => p.value > 20)",
-                timeout=30_000,
+                timeout=90_000,
             )
             await page.screenshot(path=str(IMAGES / "dashboard-list.png"))
             await page.goto(f"{url}/tasks/dashboard/task/{failed}")
@@ -153,6 +165,9 @@ async def shoot(url: str, chromium: str, failed: str, running: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument(
+        "--history", type=float, default=60, help="seconds of task waves before the pictures"
+    )
     options = parser.parse_args()
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -174,6 +189,7 @@ def main() -> None:
         )
         try:
             wait_ready(url)
+            history(url, options.history)
             failed, running = populate(url)
             asyncio.run(shoot(url, options.chromium, failed, running))
         finally:
