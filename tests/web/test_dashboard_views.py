@@ -6,6 +6,7 @@ import pytest
 from quart.typing import TestClientProtocol as Client
 
 from tests.web.test_api import enqueue
+from tests.web.test_events import read_until
 
 PAGES = ("/tasks/dashboard", "/tasks/dashboard/queues", "/tasks/dashboard/workers")
 
@@ -57,3 +58,28 @@ async def test_search_opens_a_task_by_id_or_by_the_prefix_the_list_shows(client:
         response = await client.get(f"/tasks/dashboard?id={text}")
         assert response.status_code == 200, text
         assert "no task with id" in await response.get_data(as_text=True), text
+
+
+@pytest.mark.parametrize("app_config", [{"TASKS_API_TOKEN": "t0ken", "TASKS_WORKERS": False}])
+async def test_pages_and_stream_need_the_token_and_take_the_dashboard_cookie(
+    client: Client,
+) -> None:
+    paths = (*PAGES[1:], "/tasks/dashboard/events", "/tasks/queues", "/tasks/activity")
+    for path in paths:
+        assert (await client.get(path)).status_code == 401, path
+    login = await client.get("/tasks/dashboard?token=t0ken")
+    assert login.status_code == 302  # the token is now the dashboard's cookie
+    for path in paths[:2]:
+        assert (await client.get(path)).status_code == 200, path
+    async with client.request("/tasks/dashboard/events") as connection:
+        head = await read_until(connection, lambda text: "event: counts" in text)
+        await connection.disconnect()
+    assert "event: counts" in head
+    bulk = await client.post("/tasks/bulk/purge", json={"states": ["failed"], "older_than": 0})
+    assert bulk.status_code == 401  # a cookie alone never authorises a POST
+    allowed = await client.post(
+        "/tasks/bulk/purge",
+        json={"states": ["failed"], "older_than": 0},
+        headers={"X-Tasks-Dashboard": "1"},
+    )
+    assert allowed.status_code == 200
