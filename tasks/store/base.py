@@ -91,6 +91,22 @@ class QueueStats:
 
 
 @dataclass(frozen=True, slots=True)
+class Activity:
+    """Tasks that finished in one time bucket starting at ``start`` (Unix time).
+
+    ``latency_mean`` and ``latency_max`` are the seconds from due time
+    (``run_at``) to start of the last run, over those of them that ran (None if
+    none did, e.g. all were cancelled while queued).
+    """
+
+    start: float
+    finished: int
+    failed: int
+    latency_mean: float | None
+    latency_max: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class ScheduleState:
     """What the store keeps of a schedule: the latest slot fired, and whether it is paused."""
 
@@ -257,8 +273,14 @@ class Store(Protocol):
         queue: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        after: str | None = None,
     ) -> SummaryPage:
         """As :meth:`list`, but :class:`~tasks.summary.TaskSummary` items.
+
+        With ``after`` (an id), the page holds the ``limit`` tasks just newer than
+        it (the previous page when paging back), still newest first; its
+        ``next_cursor`` is then None unless even newer tasks exist, and is the
+        ``after`` to ask for those.
 
         The query reads only the size and a bounded prefix of each task's args,
         kwargs and result (and bounded prefixes of its texts), so a page costs
@@ -267,6 +289,18 @@ class Store(Protocol):
 
     async def get_summary(self, task_id: str) -> TaskSummary | None:
         """The summary of the task with this id (read as in :meth:`list_summaries`), or None."""
+
+    async def get_summaries(self, task_ids: Sequence[str]) -> builtins.list[TaskSummary]:
+        """The summaries of those of at most 500 tasks that exist, newest first."""
+
+    async def finished_by_queue(self, since: float) -> dict[str, int]:
+        """Per queue, how many tasks reached a terminal state at or after ``since``."""
+
+    async def activity(self, since: float, bucket: float) -> builtins.list[Activity]:
+        """Tasks finished at or after ``since``, per ``bucket`` seconds, oldest first.
+
+        Buckets where nothing finished are left out.
+        """
 
     async def count_by_state(self) -> dict[State, int]:
         """How many tasks are in each state (every state present, zero included)."""

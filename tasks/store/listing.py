@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,6 +10,9 @@ from tasks.model import State
 from tasks.store.base import Page
 from tasks.store.rows import COLUMNS, page_cursor, record_from_row, summary_from_row
 from tasks.summary import SummaryPage, TaskSummary
+
+MAX_IDS = 500
+"""Most ids :meth:`Listings.get_summaries` takes in one call."""
 
 
 class Listings:
@@ -28,10 +32,13 @@ class Listings:
         name: str | None = None,
         queue: str | None = None,
         cursor: str | None = None,
+        after: str | None = None,
         task_id: str | None = None,
+        ids: Sequence[str] | None = None,
         limit: int = 1,
     ) -> Sequence[Any]:
-        """``columns`` of up to ``limit`` matching rows, newest (highest id) first."""
+        """``columns`` of up to ``limit`` matching rows, newest (highest id) first;
+        with ``after``, the oldest rows newer than it, oldest first."""
         raise NotImplementedError
 
     async def list(
@@ -59,6 +66,7 @@ class Listings:
         queue: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        after: str | None = None,
     ) -> SummaryPage:
         """Task summaries newest first; see :meth:`Store.list_summaries`."""
         rows = await self._select(
@@ -67,10 +75,25 @@ class Listings:
             name=name,
             queue=queue,
             cursor=cursor,
+            after=after,
             limit=limit + 1,
         )
         summaries = [summary_from_row(row) for row in rows[:limit]]
-        return SummaryPage(summaries, page_cursor(summaries, len(rows), limit))
+        if after is None:
+            return SummaryPage(summaries, page_cursor(summaries, len(rows), limit))
+        # Read oldest first from ``after``; the newest of the page is where newer ones start.
+        newer = summaries[-1].id if len(rows) > limit else None
+        return SummaryPage(summaries[::-1], newer)
+
+    async def get_summaries(self, task_ids: Sequence[str]) -> builtins.list[TaskSummary]:
+        """Summaries by id; see :meth:`Store.get_summaries`."""
+        ids = builtins.list(dict.fromkeys(task_ids))
+        if len(ids) > MAX_IDS:
+            raise ValueError(f"at most {MAX_IDS} ids at a time, not {len(ids)}")
+        if not ids:
+            return []
+        rows = await self._select(self._summary_columns, ids=ids, limit=len(ids))
+        return [summary_from_row(row) for row in rows]
 
     async def get_summary(self, task_id: str) -> TaskSummary | None:
         """One task's summary; see :meth:`Store.get_summary`."""

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from tasks.model import NO_LIMITS, ErrorInfo, Progress, RowLimits, State, TaskRecord
-from tasks.store.base import QueueStats
+from tasks.store.base import Activity, QueueStats
 from tasks.summary import PREVIEW_CHARS, TEXT_CHARS, Excerpt, TaskSummary, clip
 
 Reader = Callable[[str], Awaitable[Sequence[Any]]]
@@ -197,3 +197,19 @@ def queue_stats_from_row(row: Sequence[Any]) -> QueueStats:
     """A ``(queue, queued, running, oldest_run_at)`` row as :class:`QueueStats`."""
     oldest = None if row[3] is None else float(row[3])
     return QueueStats(row[0], int(row[1]), int(row[2]), oldest)
+
+
+def activity_from_rows(
+    rows: Sequence[Sequence[Any]], since: float, bucket: float
+) -> list[Activity]:
+    """``(bucket, finished, failed, mean latency, max latency)`` rows as :class:`Activity`."""
+    return [
+        Activity(
+            start=since + int(row[0]) * bucket,
+            finished=int(row[1]),
+            failed=int(row[2] or 0),
+            latency_mean=None if row[3] is None else float(row[3]),
+            latency_max=None if row[4] is None else float(row[4]),
+        )
+        for row in rows
+    ]

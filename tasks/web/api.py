@@ -22,7 +22,8 @@ from tasks.web.errors import (
     render_tasks_error,
 )
 from tasks.web.openapi import openapi_extra
-from tasks.web.payload import check_json_content_type, parse_json, read_body, validate
+from tasks.web.ops_routes import add_ops_routes
+from tasks.web.payload import object_body, validate
 from tasks.web.schedule_routes import add_schedule_routes
 from tasks.web.schemas import (
     TASK_ID_PATTERN,
@@ -36,7 +37,7 @@ from tasks.web.schemas import (
     TaskSummaryOut,
 )
 from tasks.web.shutdown import SCOPE_KEY, Terminated
-from tasks.web.sse import RETRY_MS, parse_last_event_id, task_events
+from tasks.web.sse import RETRY_MS, event_stream_response, parse_last_event_id, task_events
 from tasks.web.summaries import page_json
 
 if TYPE_CHECKING:
@@ -136,14 +137,12 @@ def create_blueprint(web: TasksWeb) -> Blueprint:
         task's own uniqueness) a task that is still queued or running. Nothing is enqueued on any
         4xx answer.
         """
-        check_json_content_type(request)
-        raw = await read_body(
-            request, tasks.config.max_body_bytes, current_app.config.get("BODY_TIMEOUT")
+        body: EnqueueRequest = await object_body(
+            request,
+            EnqueueRequest,
+            tasks.config.max_body_bytes,
+            current_app.config.get("BODY_TIMEOUT"),
         )
-        value = parse_json(raw)
-        if not isinstance(value, dict):
-            raise ApiError(400, "invalid_body", "the body must be a JSON object")
-        body: EnqueueRequest = validate(EnqueueRequest, value, "body")
         task = tasks.registry.get(body.name)
         if task is None or not task.http:
             raise ApiError(
@@ -220,6 +219,7 @@ def create_blueprint(web: TasksWeb) -> Blueprint:
         )
 
     add_schedule_routes(bp, tasks, _errors)
+    add_ops_routes(bp, tasks, _errors)
 
     @bp.get("/<task_id>")
     @document_response(TaskOut, 200)
@@ -260,11 +260,7 @@ def create_blueprint(web: TasksWeb) -> Blueprint:
             poll_interval=web.poll_interval,
             keepalive=web.keepalive,
         )
-        response = Response(stream, status=200, content_type="text/event-stream")
-        response.headers["Cache-Control"] = "no-cache"
-        response.headers["X-Accel-Buffering"] = "no"
-        response.timeout = None
-        return response
+        return event_stream_response(stream)
 
     @bp.post("/<task_id>/cancel")
     @document_response(TaskOut, 202)

@@ -114,6 +114,18 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+async def object_body(
+    request: Request, model: type[BaseModel], limit: int, timeout: float | None
+) -> Any:
+    """The request's JSON object body as ``model``: each check above, then 400 unless it is
+    an object, then :func:`validate`."""
+    check_json_content_type(request)
+    value = parse_json(await read_body(request, limit, timeout))
+    if not isinstance(value, dict):
+        raise ApiError(400, "invalid_body", "the body must be a JSON object")
+    return validate(model, value, "body")
+
+
 def validate(model: type[BaseModel], value: Any, what: str) -> Any:
     """``model.model_validate(value)``, with a 400 naming the first problem."""
     try:

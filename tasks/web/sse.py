@@ -7,6 +7,8 @@ import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from quart import Response
+
 from tasks.errors import NotAcceptingError, TaskNotFoundError
 from tasks.extension import Tasks
 from tasks.summary import TaskSummary
@@ -18,6 +20,16 @@ RETRY_MS = 1000
 MAX_VERSION = 2**63 - 1
 """Largest version a store keeps (a signed 64-bit integer)."""
 _VERSION = re.compile(r"[0-9]{1,19}")  # ASCII digits only, unlike str.isdigit()
+
+
+def event_stream_response(stream: AsyncIterator[bytes]) -> Response:
+    """A ``text/event-stream`` response of ``stream``: not cached, not buffered by proxies,
+    and exempt from Quart's response timeout (it lasts as long as the stream)."""
+    response = Response(stream, status=200, content_type="text/event-stream")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Accel-Buffering"] = "no"
+    response.timeout = None
+    return response
 
 
 def format_event(summary: TaskSummary, url: str) -> bytes:
@@ -82,10 +94,10 @@ async def task_events(
                     yield format_event(record, url)
                     sent = record.version
                     quiet_until = now() + keepalive
-                if record.done or _stopping(tasks, stop):
+                if record.done or stopping(tasks, stop):
                     return
                 await _wait_change(changed, stop, min(poll_interval, quiet_until - now()))
-                if _stopping(tasks, stop):
+                if stopping(tasks, stop):
                     return
                 if now() >= quiet_until:
                     yield b": keep-alive\n\n"
@@ -95,7 +107,7 @@ async def task_events(
             stop.cancel()
 
 
-def _stopping(tasks: Tasks, stop: asyncio.Future[object] | None) -> bool:
+def stopping(tasks: Tasks, stop: asyncio.Future[object] | None) -> bool:
     return not tasks.accepting or (stop is not None and stop.done())
 
 

@@ -54,7 +54,16 @@ DATA_FILES = [
     "tasks/store/sql/sqlite/0001_initial.sql",
     "tasks/store/sql/postgres/0001_initial.sql",
     "tasks/web/templates/tasks_dashboard.html",
+    "tasks/web/templates/tasks_layout.html",
+    "tasks/web/templates/tasks_task.html",
+    "tasks/web/templates/tasks_queues.html",
+    "tasks/web/templates/tasks_workers.html",
+    "tasks/web/templates/tasks_missing.html",
+    "tasks/web/static/common.js",
     "tasks/web/static/dashboard.js",
+    "tasks/web/static/task.js",
+    "tasks/web/static/queues.js",
+    "tasks/web/static/workers.js",
     "tasks/web/static/dashboard.css",
 ]
 

@@ -221,7 +221,8 @@ async def test_dashboard_lists_tasks_with_filters(client: Client) -> None:
     page = await (await client.get("/tasks/dashboard")).get_data(as_text=True)
     assert f'data-task-id="{echo["id"]}"' in page
     assert f'data-task-id="{sleep["id"]}"' in page
-    assert f'data-events-url="/tasks/{echo["id"]}/events"' in page
+    assert 'data-events-url="/tasks/dashboard/events"' in page  # one stream for the page
+    assert f'href="/tasks/dashboard/task/{echo["id"]}"' in page
     filtered = await (await client.get("/tasks/dashboard?state=cancelled")).get_data(as_text=True)
     assert f'data-task-id="{sleep["id"]}"' in filtered
     assert echo["id"] not in filtered

@@ -90,7 +90,7 @@ async def test_task_text_never_runs_in_the_dashboard(tmp_path: Path) -> None:
 
                 for query in (f"name={quote(PAYLOAD)}", f"state={quote(PAYLOAD)}"):
                     await page.goto(f"{server.url}/tasks/dashboard?{query}")
-                    await expect(page.locator("h1")).to_have_text("Tasks")
+                    await expect(page.locator("header .brand")).to_have_text("Tasks")
                     await assert_not_run(page)
                 assert await page.locator('input[name="name"]').input_value() == ""
                 await page.goto(f"{server.url}/tasks/dashboard?name={quote(PAYLOAD)}")

@@ -12,7 +12,7 @@ from typing import Any
 
 from tasks.model import State, TaskRecord
 from tasks.store import rows as shared_rows
-from tasks.store.base import LimitUsage, QueueStats
+from tasks.store.base import Activity, LimitUsage, QueueStats
 from tasks.store.listing import Listings
 from tasks.store.queries import load_queries
 from tasks.store.rows import COLUMNS, record_from_row, summary_columns
@@ -74,6 +74,16 @@ class PostgresReads(Listings):
         rows = await self._read(_SQL["queue_stats"])
         return [shared_rows.queue_stats_from_row(row) for row in rows]
 
+    async def finished_by_queue(self, since: float) -> dict[str, int]:
+        """Finished tasks per queue; see :meth:`Store.finished_by_queue`."""
+        rows = await self._read(_SQL["finished_by_queue"], since)
+        return {queue: count for queue, count in rows}
+
+    async def activity(self, since: float, bucket: float) -> builtins.list[Activity]:
+        """Finished tasks per time bucket; see :meth:`Store.activity`."""
+        rows = await self._read(_SQL["activity"], since, bucket)
+        return shared_rows.activity_from_rows(rows, since, bucket)
+
     async def count_queued(self) -> int:
         """Backlog size; see :meth:`Store.count_queued`."""
         return await shared_rows.count_queued(self._read)
@@ -89,10 +99,13 @@ class PostgresReads(Listings):
         name: str | None = None,
         queue: str | None = None,
         cursor: str | None = None,
+        after: str | None = None,
         task_id: str | None = None,
+        ids: Sequence[str] | None = None,
         limit: int = 1,
     ) -> Sequence[Any]:
-        """Rows for :class:`~tasks.store.listing.Listings`, newest first."""
+        """Rows for :class:`~tasks.store.listing.Listings`, newest first (oldest first
+        with ``after``)."""
         where: builtins.list[str] = []
         params: builtins.list[Any] = []
         for condition, value in (
@@ -100,13 +113,17 @@ class PostgresReads(Listings):
             ("name = ${}", name),
             ("queue = ${}", queue),
             ("id < ${}", cursor),
+            ("id > ${}", after),
             ("id = ${}", task_id),
+            ("id = ANY(${}::text[])", None if ids is None else builtins.list(ids)),
         ):
             if value is not None:
                 params.append(value)
                 where.append(condition.format(len(params)))
         clause = f"WHERE {' AND '.join(where)}" if where else ""
         params.append(max(limit, 0))
+        order = "ASC" if after is not None else "DESC"
         return await self._read(
-            f"SELECT {columns} FROM tasks {clause} ORDER BY id DESC LIMIT ${len(params)}", *params
+            f"SELECT {columns} FROM tasks {clause} ORDER BY id {order} LIMIT ${len(params)}",
+            *params,
         )

@@ -14,7 +14,7 @@ from typing import Any
 
 from tasks.model import State, TaskRecord
 from tasks.store import rows as shared_rows
-from tasks.store.base import LimitUsage, QueueStats
+from tasks.store.base import Activity, LimitUsage, QueueStats
 from tasks.store.listing import Listings
 from tasks.store.queries import load_queries
 from tasks.store.rows import COLUMNS, record_from_row, summary_columns
@@ -57,24 +57,32 @@ class SQLiteReads(Listings):
         name: str | None = None,
         queue: str | None = None,
         cursor: str | None = None,
+        after: str | None = None,
         task_id: str | None = None,
+        ids: Sequence[str] | None = None,
         limit: int = 1,
     ) -> Sequence[Any]:
-        """Rows for :class:`~tasks.store.listing.Listings`, newest first."""
+        """Rows for :class:`~tasks.store.listing.Listings`, newest first (oldest first
+        with ``after``)."""
         where, params = [], []
         for condition, value in (
             ("state = ?", None if state is None else state.value),
             ("name = ?", name),
             ("queue = ?", queue),
             ("id < ?", cursor),
+            ("id > ?", after),
             ("id = ?", task_id),
         ):
             if value is not None:
                 where.append(condition)
                 params.append(value)
+        if ids is not None:
+            where.append(f"id IN ({marks(ids)})")
+            params.extend(ids)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
+        order = "ASC" if after is not None else "DESC"
         return await self._read(
-            f"SELECT {columns} FROM tasks {clause} ORDER BY id DESC LIMIT ?", [*params, limit]
+            f"SELECT {columns} FROM tasks {clause} ORDER BY id {order} LIMIT ?", [*params, limit]
         )
 
     async def count_by_state(self) -> dict[State, int]:
@@ -109,6 +117,16 @@ class SQLiteReads(Listings):
         """Load per queue; see :meth:`Store.queue_stats`."""
         rows = await self._read(_SQL["queue_stats"])
         return [shared_rows.queue_stats_from_row(row) for row in rows]
+
+    async def finished_by_queue(self, since: float) -> dict[str, int]:
+        """Finished tasks per queue; see :meth:`Store.finished_by_queue`."""
+        rows = await self._read(_SQL["finished_by_queue"], (since,))
+        return {queue: count for queue, count in rows}
+
+    async def activity(self, since: float, bucket: float) -> builtins.list[Activity]:
+        """Finished tasks per time bucket; see :meth:`Store.activity`."""
+        rows = await self._read(_SQL["activity"], (since, bucket, since))
+        return shared_rows.activity_from_rows(rows, since, bucket)
 
     async def count_queued(self) -> int:
         """Backlog size; see :meth:`Store.count_queued`."""

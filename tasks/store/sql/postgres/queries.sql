@@ -292,3 +292,24 @@ SELECT
     (SELECT MIN(until) - MIN(now.at) FROM tasks_rate_starts, now
      WHERE rate_key = $2 AND until > now.at),
     (SELECT COUNT(*) FROM tasks WHERE state IN ('running', 'cancelling') AND queue = $3)
+
+-- name: finished_by_queue
+-- Per queue: tasks that reached a terminal state at or after $1 (walks tasks_finished).
+SELECT queue, COUNT(*)
+FROM tasks
+WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at >= $1
+GROUP BY queue
+ORDER BY queue
+
+-- name: activity
+-- Finished tasks per bucket of $2 seconds from $1: count, failures, and the start
+-- latency (started_at - run_at) of those that ran: mean and maximum.
+SELECT floor((finished_at - $1) / $2)::bigint AS bucket,
+       COUNT(*),
+       SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END),
+       AVG(started_at - run_at),
+       MAX(started_at - run_at)
+FROM tasks
+WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at >= $1
+GROUP BY bucket
+ORDER BY bucket

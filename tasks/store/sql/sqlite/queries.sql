@@ -252,3 +252,24 @@ SELECT
     (SELECT COUNT(*) FROM tasks_rate_starts WHERE rate_key = ?2 AND until > ?4),
     (SELECT MIN(until) - ?4 FROM tasks_rate_starts WHERE rate_key = ?2 AND until > ?4),
     (SELECT COUNT(*) FROM tasks WHERE state IN ('running', 'cancelling') AND queue = ?3)
+
+-- name: finished_by_queue
+-- Per queue: tasks that reached a terminal state at or after ? (walks tasks_finished).
+SELECT queue, COUNT(*)
+FROM tasks
+WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at >= ?
+GROUP BY queue
+ORDER BY queue
+
+-- name: activity
+-- Finished tasks per bucket of ? seconds from ?: count, failures, and the start
+-- latency (started_at - run_at) of those that ran: mean and maximum.
+SELECT CAST((finished_at - ?1) / ?2 AS INTEGER) AS bucket,
+       COUNT(*),
+       SUM(CASE WHEN state = 'failed' THEN 1 ELSE 0 END),
+       AVG(started_at - run_at),
+       MAX(started_at - run_at)
+FROM tasks
+WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at >= ?3
+GROUP BY bucket
+ORDER BY bucket
