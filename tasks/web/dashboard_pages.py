@@ -124,6 +124,7 @@ def add_pages(bp: Blueprint, web: TasksWeb) -> None:
             pretty=pretty,
             iso=iso,
             has_result=record.state is State.SUCCEEDED or record.result is not None,
+            waiting=await tasks.why_waiting(record),
         )
 
     @bp.get("/dashboard/queues")

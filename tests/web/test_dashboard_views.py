@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from quart.typing import TestClientProtocol as Client
 
+from app.extensions import tasks
+from app.scenarios.mail import send_welcome
 from tests.web.test_api import enqueue
 from tests.web.test_events import read_until
 
@@ -83,3 +85,16 @@ async def test_pages_and_stream_need_the_token_and_take_the_dashboard_cookie(
         headers={"X-Tasks-Dashboard": "1"},
     )
     assert allowed.status_code == 200
+
+
+@pytest.mark.parametrize("app_config", [{"TASKS_WORKERS": False}])
+async def test_task_page_says_why_a_rate_limited_mail_waits(client: Client) -> None:
+    # 10 starts fill the welcome mail's window (10/s) for one second; the 11th waits.
+    handles = [await send_welcome.enqueue(f"u{n}@example.org", "U") for n in range(11)]
+    claimed = await tasks.store.claim("test-owner", ["default"], 20, 30)
+    assert len(claimed) == 10
+    [waiting] = [h for h in handles if h.id not in {r.id for r in claimed}]
+    html = await (await client.get(f"/tasks/dashboard/task/{waiting.id}")).get_data(as_text=True)
+    assert "waiting-rate_limit" in html
+    assert "10 of 10 allowed starts of &#39;mail.send_welcome&#39; in the last 1 s" in html
+    assert "10 per 1 s per <code>mail.send_welcome</code>" in html
