@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from tasks import tracing
 from tasks.errors import NotAcceptingError, UnknownTaskError
 from tasks.events import TaskEvent
 from tasks.handle import TaskHandle
@@ -62,6 +63,10 @@ async def enqueue_rows(
         if result.created:
             rt.bus.emit(TaskEvent("enqueued", row.id, row.name))
         handles.append((row, TaskHandle[Any](tasks, result.id, created=result.created)))
+    if rt.hooks.has("on_enqueue"):
+        for row, result in zip(rows, inserted, strict=True):
+            if result.created:
+                await rt.hooks.run("on_enqueue", queued_record(row))
     return handles
 
 
@@ -94,6 +99,8 @@ def queued_record(row: NewTask) -> TaskRecord:
         run_at=row.run_at,
         created_at=row.created_at,
         idempotency_key=row.idempotency_key,
+        timeout=row.timeout,
+        trace_context=row.trace_context,
     )
 
 
@@ -111,6 +118,10 @@ async def enqueue_in(
     inserted = await rt.store.insert_in(await driver_connection(connection), rows)
     for row in rows:
         rt.wake_at(max(row.run_at, now + 0.05))
+    if rt.hooks.has("on_enqueue"):
+        for row, result in zip(rows, inserted, strict=True):
+            if result.created:
+                await rt.hooks.run("on_enqueue", queued_record(row))
     return [TaskHandle[Any](tasks, r.id, created=r.created) for r in inserted]
 
 
@@ -137,4 +148,5 @@ def new_task(rt: Runtime, call: TaskCall[Any], now: float) -> NewTask:
         created_at=now,
         idempotency_key=options.idempotency_key,
         timeout=options.timeout,
+        trace_context=tracing.carrier() if rt.config.tracing else None,
     )

@@ -79,6 +79,8 @@ class NewTask:
     idempotency_key: str | None = None
     timeout: float | None = None
     """Seconds a run may take; None: the registered task's ``timeout``."""
+    trace_context: str | None = None
+    """The enqueuer's trace context as JSON text (:mod:`tasks.tracing`); None: none."""
 
 
 @dataclass(slots=True)
@@ -111,6 +113,8 @@ class TaskRecord:
     """How often the task put itself back with :class:`tasks.Retry` (no attempt spent)."""
     timeout: float | None = None
     """This task's own timeout in seconds; None: the registered task's."""
+    trace_context: str | None = None
+    """The enqueuer's trace context as JSON text (:mod:`tasks.tracing`); None: none."""
 
     @property
     def done(self) -> bool:

@@ -23,7 +23,8 @@ COLUMNS = (
     "id, name, queue, state, args, kwargs, priority, attempts, max_attempts, run_at,"
     " created_at, started_at, finished_at, progress_current, progress_total,"
     " progress_message, result, error_type, error_message, error_traceback,"
-    " idempotency_key, lease_owner, lease_expires_at, version, errors, snoozes, timeout"
+    " idempotency_key, lease_owner, lease_expires_at, version, errors, snoozes, timeout,"
+    " trace_context"
 )
 """The columns :func:`record_from_row` expects, in order."""
 
@@ -69,6 +70,7 @@ def record_from_row(row: Sequence[Any]) -> TaskRecord:
         errors=_errors(row[24]),
         snoozes=row[25],
         timeout=row[26],
+        trace_context=row[27],
     )
 
 

@@ -150,6 +150,7 @@ async def insert_tasks(conn: Connection, tasks: Sequence[NewTask]) -> list[Inser
             task.created_at,
             task.idempotency_key,
             task.timeout,
+            task.trace_context,
         )
         if new_id is not None:
             answers.append(Inserted(new_id, True))
@@ -174,6 +175,7 @@ async def insert_tasks(conn: Connection, tasks: Sequence[NewTask]) -> list[Inser
             [t.run_at for t in plain],
             [t.created_at for t in plain],
             [t.timeout for t in plain],
+            [t.trace_context for t in plain],
         )
     return answers
 

@@ -93,6 +93,7 @@ def _insert_row(task: NewTask) -> tuple[Any, ...]:
         task.created_at,
         task.idempotency_key,
         task.timeout,
+        task.trace_context,
     )
 
 

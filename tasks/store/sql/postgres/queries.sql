@@ -19,18 +19,19 @@ INSERT INTO tasks_schema_migrations VALUES ($1, $2, $3)
 
 -- name: insert_one
 INSERT INTO tasks (id, name, queue, state, args, kwargs, priority, max_attempts, run_at,
-    created_at, idempotency_key, timeout)
-VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11)
+    created_at, idempotency_key, timeout, trace_context)
+VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12)
 ON CONFLICT (idempotency_key) DO NOTHING RETURNING id
 
 -- name: insert_many
 INSERT INTO tasks (id, name, queue, state, args, kwargs, priority, max_attempts, run_at,
-    created_at, idempotency_key, timeout)
+    created_at, idempotency_key, timeout, trace_context)
 SELECT v.id, v.name, v.queue, 'queued', v.args, v.kwargs, v.priority, v.max_attempts,
-       v.run_at, v.created_at, NULL, v.timeout
+       v.run_at, v.created_at, NULL, v.timeout, v.trace_context
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
-            $7::bigint[], $8::float8[], $9::float8[], $10::float8[])
-     AS v(id, name, queue, args, kwargs, priority, max_attempts, run_at, created_at, timeout)
+            $7::bigint[], $8::float8[], $9::float8[], $10::float8[], $11::text[])
+     AS v(id, name, queue, args, kwargs, priority, max_attempts, run_at, created_at, timeout,
+          trace_context)
 
 -- name: select_key
 SELECT id FROM tasks WHERE idempotency_key = $1

@@ -20,13 +20,13 @@ WHERE version = (SELECT MAX(version) FROM tasks_schema_migrations)
 
 -- name: insert
 INSERT INTO tasks (id, name, queue, state, args, kwargs, priority, max_attempts,
-    run_at, created_at, idempotency_key, timeout)
-VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)
+    run_at, created_at, idempotency_key, timeout, trace_context)
+VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
 -- name: insert_keyed
 INSERT INTO tasks (id, name, queue, state, args, kwargs, priority, max_attempts,
-    run_at, created_at, idempotency_key, timeout)
-VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?)
+    run_at, created_at, idempotency_key, timeout, trace_context)
+VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (idempotency_key) DO NOTHING RETURNING id
 
 -- name: select_key
