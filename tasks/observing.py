@@ -7,9 +7,10 @@
 * :meth:`RunObserver.began` (the body is about to start) starts the trace
   span (:mod:`tasks.tracing`, when ``TASKS_TRACING`` is on), logs the start
   line and calls the ``before_run`` hooks (:mod:`tasks.hooks`);
-* :meth:`RunObserver.committed` notes the outcome once it is stored;
-* on exit it logs the outcome line, calls ``after_run`` and ``on_failure``
-  and ends the span. A run whose body never started logs nothing here.
+* :meth:`RunObserver.committed` (the outcome is stored, its event not yet
+  emitted) logs the outcome line and ends the span;
+* on exit it calls ``after_run`` and ``on_failure`` (or, when no outcome was
+  stored, logs that). A run whose body never started logs nothing here.
 """
 
 from __future__ import annotations
@@ -68,9 +69,27 @@ class RunObserver:
             self._ended = time.perf_counter()
 
     def committed(self, change: Finish) -> None:
-        """The run's outcome ``change`` is stored."""
+        """The run's outcome ``change`` is stored: log it and end the span.
+
+        Called before the outcome's event is emitted, so whoever that event
+        wakes (``wait()``, ``result()``) finds the line already logged.
+        """
         self.ran()
         self._change = change
+        if self._began is None:
+            return
+        record, error = self._execution.record, self._execution.error
+        logs.ended(record, change, self._duration(), error)
+        if self._span is not None:
+            span, self._span = self._span, None
+            try:
+                span.end(logs.outcome_name(change), change.error, error)
+            except Exception:
+                log.exception("could not end the trace span of task %s", record.id)
+
+    def _duration(self) -> float:
+        assert self._began is not None
+        return (self._ended or time.perf_counter()) - self._began
 
     async def __aexit__(
         self,
@@ -86,9 +105,7 @@ class RunObserver:
 
     async def _report(self, *, cancelled: bool) -> None:
         record, change = self._execution.record, self._change
-        assert self._began is not None
-        duration = (self._ended or time.perf_counter()) - self._began
-        error = self._execution.error
+        duration, error = self._duration(), self._execution.error
         if change is None:  # not stored: the lease was lost, or the commit failed
             if self._span is not None:
                 self._span.end("lost", exception=error)
@@ -100,15 +117,9 @@ class RunObserver:
                 extra={"task_outcome": "lost", "task_duration": round(duration, 6)},
             )
             return
-        outcome = RunOutcome(logs.outcome_name(change), change.state, duration, change.error, error)
-        logs.ended(record, change, duration, error)
-        if self._span is not None:
-            try:
-                self._span.end(outcome.outcome, change.error, error)
-            except Exception:
-                log.exception("could not end the trace span of task %s", record.id)
         if cancelled:  # the run's own task is being cancelled: no awaiting now
             return
+        outcome = RunOutcome(logs.outcome_name(change), change.state, duration, change.error, error)
         hooks = self._rt.hooks
         if hooks.has("after_run"):
             await hooks.run("after_run", record, outcome)
