@@ -184,8 +184,8 @@ async def _run(rt: Runtime, execution: Execution, observer: RunObserver) -> None
         return
     task = rt.registry.get(record.name)
     rt.bus.emit(TaskEvent("started", record.id, record.name, queue_wait=_queue_wait(record)))
-    await observer.began()
     try:
+        await observer.began()  # inside: a cancel during a before_run hook is handled below
         if task is None:
             raise UnknownTaskError(f"task {record.name!r} is not registered in this process")
         value = await _call(rt, execution, task, context)

@@ -106,6 +106,9 @@ def started(record: TaskRecord) -> None:
 def ended(record: TaskRecord, change: Finish, duration: float, error: BaseException | None) -> None:
     """The line of a run's outcome as committed: INFO, WARNING (retry) or ERROR (failed)."""
     outcome = outcome_name(change)
+    level = _LEVELS.get(outcome, logging.INFO)
+    if not log.isEnabledFor(level):
+        return
     extra = {"task_outcome": outcome, "task_duration": round(duration, 6)}
     where = f"task {record.name} {record.id}"
     attempt = f"attempt {record.attempts} of {record.max_attempts}"
@@ -149,6 +152,9 @@ def ended(record: TaskRecord, change: Finish, duration: float, error: BaseExcept
         )
     else:
         log.info("%s %s after %.3f s (%s)", where, outcome, duration, attempt, extra=extra)
+
+
+_LEVELS = {"failed": logging.ERROR, "retried": logging.WARNING}
 
 
 def outcome_name(change: Finish) -> str:

@@ -108,7 +108,10 @@ class RunObserver:
         duration, error = self._duration(), self._execution.error
         if change is None:  # not stored: the lease was lost, or the commit failed
             if self._span is not None:
-                self._span.end("lost", exception=error)
+                try:
+                    self._span.end("lost", exception=error)
+                except Exception:
+                    log.exception("could not end the trace span of task %s", record.id)
             log.info(
                 "task %s %s ended after %.3f s; its outcome was not recorded by this process",
                 record.name,

@@ -94,6 +94,7 @@ class TaskMetrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self._snapshot)
         self._counters: dict[str, Any] = {}
+        self._suffix = ""
 
     def start(self) -> None:
         """Open this process's files (once) and subscribe to claim and commit timings."""
@@ -103,10 +104,18 @@ class TaskMetrics:
         timings.CLAIM.subscribe(self._claim_seconds.observe)
 
     def stop(self) -> None:
-        """Unsubscribe from the timings; the files stay (their counts stay in the sums)."""
+        """Unsubscribe from the timings and close this process's files.
+
+        The files stay on disk, so their counts stay in the fleet's sums. A
+        later :meth:`start` in the same process (a test serving the app
+        again) counts in new files, from zero.
+        """
         if self._directory is not None:
             timings.COMMIT.unsubscribe(self._commit_seconds.observe)
             timings.CLAIM.unsubscribe(self._claim_seconds.observe)
+            self._value_class.close_all_files()
+            self._directory = None
+            self._counters = {}
 
     def _make(self) -> None:
         directory = fleet_directory()
@@ -114,6 +123,7 @@ class TaskMetrics:
         self._suffix = f"-{next(_instances)}"
         ident = f"{os.getpid()}{self._suffix}"
         value_class = values.MultiProcessValue(lambda: ident)  # type: ignore[no-untyped-call]
+        self._value_class = value_class
         counter = _in_files(Counter, value_class)
         histogram = _in_files(Histogram, value_class)
         registry = CollectorRegistry(auto_describe=False)  # only holds them: scrapes read files
@@ -168,7 +178,7 @@ class TaskMetrics:
         alive = None if self.workers_alive is None else await self.workers_alive(tasks)
         now = time.time()
         metrics: list[Metric] = []
-        if self._directory is not None:
+        if self._directory is not None and self._suffix:
             files = sorted(str(p) for p in self._directory.glob(f"*_*{self._suffix}.db"))
             merged = MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
             metrics.extend(merged)

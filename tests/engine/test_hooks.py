@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -153,3 +154,22 @@ def test_bad_registrations_are_refused() -> None:
         tasks.hooks.add("on_start", print)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="must be callable"):
         tasks.hooks.add("after_run", "print")  # type: ignore[type-var]
+
+
+async def test_a_cancel_during_a_before_run_hook_ends_the_task_cancelled(app: Quart) -> None:
+    entered, gate = asyncio.Event(), asyncio.Event()
+
+    async def stuck(record: TaskRecord) -> None:
+        entered.set()
+        await gate.wait()
+
+    tasks.before_run(stuck)
+    try:
+        handle = await tasks.enqueue("obs.async", "never runs")
+        await asyncio.wait_for(entered.wait(), 10)
+        await tasks.cancel(handle.id)
+        record = await handle.wait(10)
+        assert record.state == State.CANCELLED
+    finally:
+        tasks.hooks.remove("before_run", stuck)
+        gate.set()
