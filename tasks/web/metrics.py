@@ -94,6 +94,8 @@ class TaskMetrics:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self._snapshot)
         self._counters: dict[str, Any] = {}
+        self._histograms: dict[str, Any] = {}
+        self._children: dict[tuple[str, str], Any] = {}
         self._suffix = ""
 
     def start(self) -> None:
@@ -115,7 +117,7 @@ class TaskMetrics:
             timings.CLAIM.unsubscribe(self._claim_seconds.observe)
             self._value_class.close_all_files()
             self._directory = None
-            self._counters = {}
+            self._counters, self._histograms, self._children = {}, {}, {}
 
     def _make(self) -> None:
         directory = fleet_directory()
@@ -158,17 +160,26 @@ class TaskMetrics:
             buckets=_FAST_BUCKETS,
             registry=registry,
         )
+        self._histograms = {"run_time": self._run_time, "queue_wait": self._queue_wait}
         self._directory = directory
 
     def observe(self, event: TaskEvent) -> None:
         """Listener for :meth:`Tasks.add_listener`."""
-        counter = self._counters.get(event.kind)
-        if counter is not None:
-            counter.labels(event.name).inc()
+        if event.kind in self._counters:
+            self._child(event.kind, event.name).inc()
         if event.queue_wait is not None:
-            self._queue_wait.labels(event.name).observe(max(event.queue_wait, 0.0))
+            self._child("queue_wait", event.name).observe(max(event.queue_wait, 0.0))
         if event.run_time is not None:
-            self._run_time.labels(event.name).observe(max(event.run_time, 0.0))
+            self._child("run_time", event.name).observe(max(event.run_time, 0.0))
+
+    def _child(self, metric: str, name: str) -> Any:
+        """The labelled child of a metric for a task name (``labels()`` once per pair)."""
+        key = (metric, name)
+        child = self._children.get(key)
+        if child is None:
+            parent = self._counters.get(metric) or self._histograms[metric]
+            child = self._children[key] = parent.labels(name)
+        return child
 
     async def render(self, tasks: Tasks) -> Response:
         """The text exposition: the fleet's merged files and gauges read from the store now."""

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from quart import Quart
 from quart.typing import TestClientProtocol as Client
 
+from tasks import Tasks
 from tasks.web import metric_files
 from tests.conftest import eventually
 from tests.web.test_api import enqueue, until_state
@@ -95,3 +97,14 @@ def test_an_operator_directory_wins(
         monkeypatch.setenv(metric_files.ENV, str(tmp_path / "inherited"))
         monkeypatch.setenv(metric_files.OURS, str(tmp_path / "inherited"))
         assert metric_files.fleet_directory() == path
+
+
+async def test_workers_alive_once_wired(app: Quart, client: Client) -> None:
+    """The seam the worker registry plugs into: a coroutine function counting live workers."""
+    web = app.extensions["tasks_web"]
+
+    async def alive(tasks: Tasks) -> int:
+        return 3
+
+    web.metrics.workers_alive = alive
+    assert (await samples(client))[("tasks_workers_alive", "")] == 3.0
