@@ -120,11 +120,12 @@ class RunObserver:
                 extra={"task_outcome": "lost", "task_duration": round(duration, 6)},
             )
             return
-        if cancelled:  # the run's own task is being cancelled: no awaiting now
-            return
-        outcome = RunOutcome(logs.outcome_name(change), change.state, duration, change.error, error)
         hooks = self._rt.hooks
+        failed = change.state == State.FAILED and hooks.has("on_failure")
+        if cancelled or not (failed or hooks.has("after_run")):
+            return  # no hook, or the run's own task is being cancelled: no awaiting now
+        outcome = RunOutcome(logs.outcome_name(change), change.state, duration, change.error, error)
         if hooks.has("after_run"):
             await hooks.run("after_run", record, outcome)
-        if change.state == State.FAILED and hooks.has("on_failure"):
+        if failed:
             await hooks.run("on_failure", record, outcome)
