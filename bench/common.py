@@ -84,8 +84,12 @@ def options_from(args: argparse.Namespace) -> Options:
 
 
 def run(main: Callable[[], Coroutine[Any, Any, list[Figure]]], options: Options) -> list[Figure]:
-    """Run one benchmark's coroutine on a fresh loop (uvloop if asked) and print its figures."""
-    logging.basicConfig(level=logging.WARNING)
+    """Run one benchmark's coroutine on a fresh loop (uvloop if asked) and print its figures.
+
+    ``BENCH_LOG_LEVEL`` (default WARNING) sets the logging level; at INFO each
+    task's start and end lines go to stderr, as a server's would.
+    """
+    logging.basicConfig(level=os.environ.get("BENCH_LOG_LEVEL", "WARNING").upper())
     figures: list[Figure]
     if options.uvloop:
         import uvloop  # type: ignore[import-not-found, unused-ignore]
@@ -232,5 +236,9 @@ async def engine(options: Options, **settings: Any) -> AsyncIterator[Bench]:
 
         tasks.add_listener(bench._on_event)
         tasks.init_app(app)
+        if os.environ.get("BENCH_METRICS"):  # the HTTP layer's /metrics counters and probes
+            from tasks.web import TasksWeb
+
+            TasksWeb(tasks).init_app(app)
         async with app.test_app():
             yield bench

@@ -15,6 +15,7 @@ import traceback
 from multiprocessing.queues import Queue
 from typing import Any
 
+from tasks import logs
 from tasks.context import TaskContext, set_current
 from tasks.model import Progress
 from tasks.retrying import Retry
@@ -49,6 +50,7 @@ def init_child(
     """Pool initializer: load the app (errors are reported by the first task)."""
     _state["progress"] = progress
     _state["loop"] = asyncio.new_event_loop()
+    logs.install()
     try:
         _state["app"] = load_app(import_path)
     except BaseException as exc:
@@ -64,19 +66,21 @@ def run_in_child(
     max_attempts: int,
     args: list[Any],
     kwargs: dict[str, Any],
+    queue: str = "default",
 ) -> ChildOutcome:
-    """Run one task by name inside the app context; never raises."""
+    """Run one task by name inside the app context, its log fields bound; never raises."""
     last: list[Progress] = []
+    fields = logs.bind(task_id, name, queue, attempt)
     try:
         if "load_error" in _state:
             raise RuntimeError(_state["load_error"])
         app = _state["app"]
         task = app.extensions["tasks"].registry[name]
-        queue = _state["progress"]
+        relay = _state["progress"]
 
         def report(p: Progress) -> None:
             last[:] = [p]
-            queue.put((task_id, p.current, p.total, p.message))
+            relay.put((task_id, p.current, p.total, p.message))
 
         set_current(TaskContext(task_id, name, attempt, max_attempts, report))
 
@@ -101,3 +105,4 @@ def run_in_child(
         return ("error", *failure, last[0] if last else None)
     finally:
         set_current(None)
+        logs.unbind(fields)

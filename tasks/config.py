@@ -85,6 +85,8 @@ class TasksConfig:
     """Largest request body the HTTP API accepts (``POST /tasks``), in bytes."""
     max_page_bytes: int = 1024 * 1024
     """Largest ``GET /tasks`` page, in bytes: a page stops early rather than grow past it."""
+    tracing: bool = False
+    """OpenTelemetry spans for task runs, continuing the enqueuer's trace (:mod:`tasks.tracing`)."""
 
     @classmethod
     def load(

@@ -24,6 +24,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+from tasks import timings
 from tasks.execution import CancelReason, Execution, run_execution
 from tasks.model import TaskRecord
 
@@ -190,10 +191,12 @@ class Dispatcher:
             self._reserved += limit
             return limit
 
+        began = time.perf_counter()
         try:
             records = await self._rt.store.claim(
                 self._rt.owner, config.queues, bind, config.lease_seconds, config.queue_concurrency
             )
+            timings.CLAIM.observe(time.perf_counter() - began)
         except Exception as exc:
             log.warning("could not claim tasks: %s", exc)
             records = []

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from tasks import tracing
 from tasks.errors import NotAcceptingError, UnknownTaskError
 from tasks.events import TaskEvent
 from tasks.handle import TaskHandle
@@ -63,6 +64,10 @@ async def enqueue_rows(
         if result.created:
             rt.bus.emit(TaskEvent("enqueued", row.id, row.name))
         handles.append((row, TaskHandle[Any](tasks, result.id, created=result.created)))
+    if rt.hooks.has("on_enqueue"):
+        for row, result in zip(rows, inserted, strict=True):
+            if result.created:
+                await rt.hooks.run("on_enqueue", queued_record(row))
     return handles
 
 
@@ -97,6 +102,7 @@ def queued_record(row: NewTask) -> TaskRecord:
         idempotency_key=row.idempotency_key,
         timeout=row.timeout,
         limits=row.limits,
+        trace_context=row.trace_context,
     )
 
 
@@ -114,6 +120,10 @@ async def enqueue_in(
     inserted = await rt.store.insert_in(await driver_connection(connection), rows)
     for row in rows:
         rt.wake_at(max(row.run_at, now + 0.05))
+    if rt.hooks.has("on_enqueue"):
+        for row, result in zip(rows, inserted, strict=True):
+            if result.created:
+                await rt.hooks.run("on_enqueue", queued_record(row))
     return [TaskHandle[Any](tasks, r.id, created=r.created) for r in inserted]
 
 
@@ -151,4 +161,5 @@ def new_task(rt: Runtime, call: TaskCall[Any], now: float) -> NewTask:
                 "unique_key": options.unique_key,
             },
         ),
+        trace_context=tracing.carrier() if rt.config.tracing else None,
     )

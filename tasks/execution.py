@@ -21,6 +21,7 @@ from tasks.context import TaskContext, set_current
 from tasks.errors import TaskTimeoutError, UnknownTaskError, WorkerLostError
 from tasks.events import TaskEvent
 from tasks.model import Finish, Progress, State, TaskRecord
+from tasks.observing import RunObserver
 from tasks.retrying import ChildError, Retry, outcome
 from tasks.serialization import encode_result
 
@@ -46,6 +47,10 @@ class Execution:
     started: float = field(default_factory=time.monotonic)
     on_settled: Callable[[], None] | None = field(default=None, repr=False)
     """Called once when the run is over and only its outcome commit is pending."""
+    observer: RunObserver | None = field(default=None, repr=False)
+    """Log fields and lines, hooks and trace span of the run (:mod:`tasks.observing`)."""
+    error: BaseException | None = field(default=None, repr=False)
+    """The exception the body raised, if any."""
 
     def settle(self) -> None:
         """Mark the run as over (its outcome may still be committing); idempotent.
@@ -157,6 +162,12 @@ async def run_execution(rt: Runtime, execution: Execution) -> None:
     A run that read ``current_task().cancelled`` after the shutdown began is
     put back the same way, whatever it returned.
     """
+    async with RunObserver(rt, execution) as observer:
+        execution.observer = observer
+        await _run(rt, execution, observer)
+
+
+async def _run(rt: Runtime, execution: Execution, observer: RunObserver) -> None:
     record = execution.record
     writer = ProgressWriter(rt, record)
     context = TaskContext(
@@ -174,6 +185,7 @@ async def run_execution(rt: Runtime, execution: Execution) -> None:
     task = rt.registry.get(record.name)
     rt.bus.emit(TaskEvent("started", record.id, record.name, queue_wait=_queue_wait(record)))
     try:
+        await observer.began()  # inside: a cancel during a before_run hook is handled below
         if task is None:
             raise UnknownTaskError(f"task {record.name!r} is not registered in this process")
         value = await _call(rt, execution, task, context)
@@ -186,6 +198,7 @@ async def run_execution(rt: Runtime, execution: Execution) -> None:
         )
     except asyncio.CancelledError:
         writer.close()
+        observer.ran()
         if execution.cancel_reason == "shutdown":
             execution.settle()
             await _commit(rt, execution, Finish(record.id, rt.owner, State.QUEUED, refund=True))
@@ -196,9 +209,11 @@ async def run_execution(rt: Runtime, execution: Execution) -> None:
             raise
         return
     except Exception as exc:
+        execution.error = exc
         change = outcome(rt.owner, task, record, exc, writer.close())
     if _stopped_early(execution):
         change = Finish(record.id, rt.owner, State.QUEUED, refund=True)
+    observer.ran()
     execution.settle()
     await _commit(rt, execution, change)
 
@@ -217,7 +232,14 @@ async def _call(
     timeout = task.timeout if record.timeout is None else record.timeout
     if task.executor == "process":
         future = rt.executors.run_in_process(
-            task.name, record.id, record.attempts, record.max_attempts, args, kwargs, timeout
+            task.name,
+            record.id,
+            record.attempts,
+            record.max_attempts,
+            args,
+            kwargs,
+            timeout,
+            record.queue,
         )
         try:
             ended = await asyncio.wrap_future(future)
@@ -286,6 +308,8 @@ async def _commit(rt: Runtime, execution: Execution, change: Finish) -> None:
             # The run ended as the cancel came in: confirm the cancel instead.
             await _commit(rt, execution, Finish(record.id, rt.owner, State.CANCELLED))
         return
+    if execution.observer is not None:
+        execution.observer.committed(change)
     kind = {
         State.SUCCEEDED: "succeeded",
         State.FAILED: "failed",

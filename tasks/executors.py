@@ -89,13 +89,14 @@ class Executors:
         args: list[Any],
         kwargs: dict[str, Any],
         timeout: float | None,
+        queue: str = "default",
     ) -> Future[ChildOutcome]:
         """Schedule a task in a pool process; the future fails with TimeoutError on overrun."""
         self.start_processes()
         assert self._pool is not None
         future: Future[ChildOutcome] = self._pool.schedule(
             run_in_child,
-            args=(name, task_id, attempt, max_attempts, args, kwargs),
+            args=(name, task_id, attempt, max_attempts, args, kwargs, queue),
             timeout=timeout,
         )
         return future

@@ -16,12 +16,13 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from quart.signals import got_serving_exception
 
-from tasks import control, enqueueing
+from tasks import control, enqueueing, logs
 from tasks.cli import cli
 from tasks.config import TasksConfig
 from tasks.errors import NotAcceptingError
 from tasks.events import EventBus, Listener
 from tasks.handle import TaskHandle
+from tasks.hooks import HookMethods, Hooks
 from tasks.lifespan import Lifespan
 from tasks.limits import KeyFunction
 from tasks.model import State, TaskRecord
@@ -54,7 +55,7 @@ T = TypeVar("T")
 _LIVE: weakref.WeakSet[Tasks] = weakref.WeakSet()
 
 
-class Tasks(ScheduleMethods):
+class Tasks(ScheduleMethods, HookMethods):
     """Durable background tasks for a Quart app.
 
     Register tasks with :meth:`task`, bind to an app with :meth:`init_app`
@@ -74,6 +75,9 @@ class Tasks(ScheduleMethods):
         """The periodic schedules declared with :meth:`periodic` or :meth:`schedule`."""
         self.test_mode: TestMode | None = None
         """Set by :func:`tasks.testing.eager` / :func:`tasks.testing.capture` in tests."""
+        self.hooks = Hooks()
+        """Lifecycle hooks (:mod:`tasks.hooks`); also ``@tasks.on_enqueue`` and the like."""
+        logs.install()  # task fields on log records made inside tasks (tasks.logs)
         _LIVE.add(self)
         if app is not None:
             self.init_app(app)

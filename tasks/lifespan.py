@@ -31,6 +31,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from tasks import tracing
 from tasks.cancels import deliver_cancels
 from tasks.config import TasksConfig
 from tasks.dispatch import Dispatcher
@@ -87,6 +88,8 @@ class Lifespan:
         if enqueue_only:
             config = dataclasses.replace(config, workers=False)
         tasks.schedules.check()
+        if config.tracing:
+            tracing.require()
         store = create_store(
             config.database_url,
             sqlite_synchronous=config.sqlite_synchronous,
@@ -109,6 +112,7 @@ class Lifespan:
             self._on_process_progress,
         )
         rt = Runtime(app, config, store, owner, tasks.registry, executors, self._bus)
+        rt.hooks = tasks.hooks
         self.runtime = rt
         try:
             if config.workers:

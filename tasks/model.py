@@ -117,6 +117,9 @@ class NewTask:
     limits: RowLimits = NO_LIMITS
     """Flow control stored with the row (see :mod:`tasks.limits`)."""
 
+    trace_context: str | None = None
+    """The enqueuer's trace context as JSON text (:mod:`tasks.tracing`); None: none."""
+
 
 @dataclass(slots=True)
 class TaskRecord:
@@ -150,6 +153,9 @@ class TaskRecord:
     """This task's own timeout in seconds; None: the registered task's."""
     limits: RowLimits = NO_LIMITS
     """The flow control it was enqueued with (see :mod:`tasks.limits`)."""
+
+    trace_context: str | None = None
+    """The enqueuer's trace context as JSON text (:mod:`tasks.tracing`); None: none."""
 
     @property
     def done(self) -> bool:

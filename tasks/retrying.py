@@ -19,7 +19,6 @@ Three ways back into the queue, each one write of the normal outcome
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 import traceback
@@ -30,8 +29,6 @@ from tasks.model import ErrorInfo, Finish, Progress, State, TaskRecord
 
 if TYPE_CHECKING:
     from tasks.registry import Task
-
-log = logging.getLogger("tasks")
 
 UNKNOWN_TASK_RETRY = 5.0
 """Seconds (times the attempt number) before a task unknown to this process is retried."""
@@ -85,19 +82,6 @@ def outcome(
     again = record.attempts < record.max_attempts and (
         isinstance(exc, Retry) or (not _unstorable(exc) and (task is None or task.retries(raised)))
     )
-    log.error(
-        "task %s %s failed on attempt %d of %d%s: %s: %s",
-        record.name,
-        record.id,
-        record.attempts,
-        record.max_attempts,
-        ", will retry" if again else "",
-        error.type,
-        error.message,
-        exc_info=not isinstance(exc, ChildError | Retry),
-    )
-    if isinstance(exc, ChildError) and exc.tb:
-        log.error("traceback from the pool process:\n%s", exc.tb)
     if not again:
         return Finish(record.id, owner, State.FAILED, error=error, progress=progress)
     if isinstance(exc, Retry):
@@ -124,18 +108,8 @@ def _snooze(
             f"task snoozed too often: {record.snoozes} times, its max_snoozes is {bound}"
             f" (last reason: {exc.reason or 'none given'})"
         )
-        log.error("task %s %s failed: %s", record.name, record.id, message)
         error = ErrorInfo(TooManySnoozesError.__name__, message, None)
         return Finish(record.id, owner, State.FAILED, error=error, progress=progress)
-    log.info(
-        "task %s %s snoozes for %s s (%d of %d)%s",
-        record.name,
-        record.id,
-        exc.delay,
-        record.snoozes + 1,
-        bound,
-        f": {exc.reason}" if exc.reason else "",
-    )
     return Finish(
         record.id,
         owner,

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from tasks.config import TasksConfig
 from tasks.events import EventBus
 from tasks.executors import Executors
+from tasks.hooks import Hooks
 from tasks.store import Store
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ class Runtime:
     background: list[Any] = field(default_factory=list)
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
     """The loop the app serves on: sync callers in other threads hand work to it."""
+    hooks: Hooks = field(default_factory=Hooks)
+    """The lifecycle hooks registered on the :class:`~tasks.Tasks` (:mod:`tasks.hooks`)."""
 
     def wake(self) -> None:
         """Tell the local dispatcher (if any) to look for work now."""

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tasks import timings
 from tasks.errors import TasksError, WriteRejectedError
 
 log = logging.getLogger("tasks.store")
@@ -151,6 +153,7 @@ class GroupCommit:
                 return
 
     async def _commit(self, batch: list[WriteRequest]) -> None:
+        began = time.perf_counter()
         try:
             results = await self._run_batch(batch)
         except Exception as exc:
@@ -159,6 +162,7 @@ class GroupCommit:
                 if not request.future.done():
                     request.future.set_exception(exc)
             return
+        timings.COMMIT.observe(time.perf_counter() - began)
         for request, result in zip(batch, results, strict=True):
             if request.future.done():
                 continue

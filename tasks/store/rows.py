@@ -24,7 +24,8 @@ COLUMNS = (
     " created_at, started_at, finished_at, progress_current, progress_total,"
     " progress_message, result, error_type, error_message, error_traceback,"
     " idempotency_key, lease_owner, lease_expires_at, version, errors, snoozes, timeout,"
-    " concurrency_key, concurrency_limit, rate_key, rate_limit, rate_period, unique_key"
+    " concurrency_key, concurrency_limit, rate_key, rate_limit, rate_period, unique_key,"
+    " trace_context"
 )
 """The columns :func:`record_from_row` expects, in order."""
 
@@ -71,6 +72,7 @@ def record_from_row(row: Sequence[Any]) -> TaskRecord:
         snoozes=row[25],
         timeout=row[26],
         limits=_limits(row),
+        trace_context=row[33],
     )
 
 

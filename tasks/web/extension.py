@@ -97,10 +97,12 @@ class TasksWeb:
         for key in ("max_body_bytes", "max_page_bytes"):
             if getattr(self.tasks.config, key) <= 0:
                 raise ConfigurationError(f"TASKS_{key.upper()} must be positive")
+        self.metrics.start()
         self.tasks.add_listener(self.metrics.observe)
 
     async def _stop(self) -> None:
         self.tasks.remove_listener(self.metrics.observe)
+        self.metrics.stop()
 
     def _add_probes_and_metrics(self, app: Quart) -> None:
         tasks = self.tasks

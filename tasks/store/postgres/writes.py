@@ -146,6 +146,7 @@ async def insert_tasks(conn: Connection, tasks: Sequence[NewTask]) -> list[Inser
             [t.limits.rate_key for t in plain],
             [t.limits.rate_limit for t in plain],
             [t.limits.rate_period for t in plain],
+            [t.trace_context for t in plain],
         )
     return answers
 
@@ -178,6 +179,7 @@ async def _insert_keyed(conn: Connection, task: NewTask) -> Inserted:
             limits.rate_limit,
             limits.rate_period,
             limits.unique_key,
+            task.trace_context,
         )
         if new_id is not None:
             return Inserted(new_id, True)

@@ -113,6 +113,7 @@ def _insert_row(task: NewTask) -> tuple[Any, ...]:
         limits.rate_limit,
         limits.rate_period,
         limits.unique_key,
+        task.trace_context,
     )
 
 

@@ -21,21 +21,23 @@ INSERT INTO tasks_schema_migrations VALUES ($1, $2, $3)
 -- A task with an idempotency or unique key: nothing is written when either matches.
 INSERT INTO tasks (id, name, queue, state, args, kwargs, priority, max_attempts, run_at,
     created_at, idempotency_key, timeout, concurrency_key, concurrency_limit, rate_key,
-    rate_limit, rate_period, unique_key)
-VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+    rate_limit, rate_period, unique_key, trace_context)
+VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
+    $18)
 ON CONFLICT DO NOTHING RETURNING id
 
 -- name: insert_many
 INSERT INTO tasks (id, name, queue, state, args, kwargs, priority, max_attempts, run_at,
     created_at, idempotency_key, timeout, concurrency_key, concurrency_limit, rate_key,
-    rate_limit, rate_period)
+    rate_limit, rate_period, trace_context)
 SELECT v.id, v.name, v.queue, 'queued', v.args, v.kwargs, v.priority, v.max_attempts,
-       v.run_at, v.created_at, NULL, v.timeout, v.ckey, v.climit, v.rkey, v.rlimit, v.rperiod
+       v.run_at, v.created_at, NULL, v.timeout, v.ckey, v.climit, v.rkey, v.rlimit, v.rperiod,
+       v.trace_context
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[],
             $7::bigint[], $8::float8[], $9::float8[], $10::float8[], $11::text[],
-            $12::bigint[], $13::text[], $14::bigint[], $15::float8[])
+            $12::bigint[], $13::text[], $14::bigint[], $15::float8[], $16::text[])
      AS v(id, name, queue, args, kwargs, priority, max_attempts, run_at, created_at, timeout,
-          ckey, climit, rkey, rlimit, rperiod)
+          ckey, climit, rkey, rlimit, rperiod, trace_context)
 
 -- name: select_key
 SELECT id FROM tasks WHERE idempotency_key = $1

@@ -21,15 +21,15 @@ WHERE version = (SELECT MAX(version) FROM tasks_schema_migrations)
 -- name: insert
 INSERT INTO tasks (id, name, queue, state, args, kwargs, priority, max_attempts,
     run_at, created_at, idempotency_key, timeout, concurrency_key, concurrency_limit,
-    rate_key, rate_limit, rate_period, unique_key)
-VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    rate_key, rate_limit, rate_period, unique_key, trace_context)
+VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
 -- name: insert_keyed
 -- A task with an idempotency or unique key: nothing is written when either matches.
 INSERT INTO tasks (id, name, queue, state, args, kwargs, priority, max_attempts,
     run_at, created_at, idempotency_key, timeout, concurrency_key, concurrency_limit,
-    rate_key, rate_limit, rate_period, unique_key)
-VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    rate_key, rate_limit, rate_period, unique_key, trace_context)
+VALUES (?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO NOTHING RETURNING id
 
 -- name: select_key
