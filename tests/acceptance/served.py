@@ -13,6 +13,7 @@ interval schedule (missed slots: ``all``), for the schedule tests.
 from __future__ import annotations
 
 import os
+import time
 
 from app import create_app
 from app.extensions import tasks
@@ -25,6 +26,13 @@ _LOG = os.environ.get("ACCEPT_EXECUTION_LOG")
 async def poison() -> None:
     """Kills the serving process, every time (a poison task)."""
     os._exit(1)
+
+
+@tasks.task(name="accept.block_loop")
+async def block_loop(seconds: float) -> float:
+    """Blocks the serving process's event loop (CPU-bound code on the loop, a long GC pause)."""
+    time.sleep(seconds)  # noqa: ASYNC251 -- the point: nothing else on this loop runs
+    return seconds
 
 
 @tasks.task(name="accept.tick")

@@ -74,6 +74,7 @@ async def test_postgres_concurrent_starters_migrate_once(postgres_schema_url: st
             (2, "0002_cancelling.sql"),
             (3, "0003_schedules.sql"),
             (4, "0004_retry_control.sql"),
+            (5, "0005_workers.sql"),
         ]
         await add(stores[0])
         assert await stores[-1].count_queued() == 1
