@@ -69,9 +69,16 @@ class Fleet:
         await self.rt.store.register_worker(self.info)
 
     async def beat(self) -> None:
-        """Refresh the row; write it again if it was pruned meanwhile."""
-        if not await self.rt.store.worker_heartbeat(self.info.id):
-            await self.rt.store.register_worker(self.info)
+        """Refresh the row; write it again if it was pruned meanwhile.
+
+        A failure is only logged: the lease renewal it shares a transaction
+        with must not be lost for it.
+        """
+        try:
+            if not await self.rt.store.worker_heartbeat(self.info.id):
+                await self.rt.store.register_worker(self.info)
+        except Exception as exc:
+            log.warning("worker registry heartbeat failed (will retry): %s", exc)
 
     async def unregister(self) -> None:
         """Remove the row and the mark (a clean stop); a failure is only logged."""

@@ -8,10 +8,14 @@ here (its lock file or advisory-lock session goes, its row stays).
 from __future__ import annotations
 
 import time
+from pathlib import Path
+
+import pytest
 
 from tasks.model import Finish, State
 from tasks.store import Reclaimed, Store
 from tasks.store.fleet import WorkerInfo, WorkerRow
+from tasks.store.sqlite import SQLiteStore
 from tests.conftest import eventually
 from tests.store.conftest import StoreFactory
 from tests.store.contract import add, claim_one, must_get
@@ -133,3 +137,19 @@ async def test_prune_deletes_rows_with_old_heartbeats_only(store: Store) -> None
     assert await store.worker_heartbeat("w1") is False
     await store.register_worker(info("w1"))  # what a live process does then
     assert set(await rows(store)) == {"w1"}
+
+
+async def test_sqlite_without_a_lock_directory_registers_with_unknown_liveness(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "tasks.sqlite3-workers").write_text("a file where the directory would go")
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'tasks.sqlite3'}")
+    await store.open()
+    try:
+        await store.register_worker(info("w1"))
+        [row] = await store.workers()
+        assert (row.info.id, row.live) == ("w1", None)
+        assert await store.owner_liveness() == {}
+        assert "no liveness lock file for w1" in caplog.text
+    finally:
+        await store.close()

@@ -85,7 +85,7 @@ def probe(directory: str) -> dict[str, bool]:
     """Every owner with a lock file in ``directory``: True if its lock is held, else False."""
     try:
         names = os.listdir(directory)
-    except FileNotFoundError:
+    except OSError:  # none yet, or unusable: nobody's liveness can be told
         return {}
     found: dict[str, bool] = {}
     for name in names:
@@ -97,10 +97,10 @@ def probe(directory: str) -> dict[str, bool]:
 
 
 def _held(path: str) -> bool | None:
-    """Whether someone holds the lock on ``path``; None if the file is gone."""
+    """Whether someone holds the lock on ``path``; None if the file is gone or unreadable."""
     try:
         fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+    except OSError:
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

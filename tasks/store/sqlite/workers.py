@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -22,6 +23,7 @@ from tasks.store.queries import load_queries
 from tasks.store.sqlite import liveness
 
 _SQL = load_queries("sqlite")
+log = logging.getLogger("tasks.store")
 
 
 def register(conn: sqlite3.Connection, worker: WorkerInfo) -> None:
@@ -86,11 +88,18 @@ class SQLiteWorkers:
         return liveness.lock_directory(self.path)
 
     async def register_worker(self, worker: WorkerInfo) -> None:
-        """Lock this process's file, then write its row; see :meth:`Store.register_worker`."""
+        """Lock this process's file, then write its row; see :meth:`Store.register_worker`.
+
+        A lock file that cannot be created (a read-only directory) is logged and
+        skipped: the worker runs, and its liveness is unknown to the others.
+        """
         lock = self._owner_locks.setdefault(
             worker.id, liveness.OwnerLock(self._lock_directory, worker.id)
         )
-        await asyncio.to_thread(lock.acquire)
+        try:
+            await asyncio.to_thread(lock.acquire)
+        except OSError as exc:  # no lock: others fall back to this worker's leases
+            log.warning("no liveness lock file for %s (%s): lease expiry only", worker.id, exc)
         await self._call(register, worker)
 
     async def worker_heartbeat(self, owner: str) -> bool:
