@@ -23,6 +23,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import asyncpg
 
@@ -73,6 +74,8 @@ class LivenessSession:
         self._held = asyncio.Event()
         self.held_since: float | None = None
         """``time.monotonic()`` when the lock was last taken; None while not held."""
+        self._conn: Connection = None
+        self._using = asyncio.Lock()
 
     def start(self) -> None:
         """Start holding the lock (in the background)."""
@@ -88,6 +91,19 @@ class LivenessSession:
         except TimeoutError:
             return False
         return True
+
+    async def fetch(self, sql: str, *args: object) -> list[Any] | None:
+        """Run a read on the session's connection while it holds the lock; None otherwise.
+
+        The liveness probe runs here every half second: on one connection its
+        prepared statement is cached once, not once per pooled connection.
+        """
+        conn = self._conn
+        if conn is None or self.held_since is None:
+            return None
+        async with self._using:
+            rows: list[Any] = await conn.fetch(sql, *args, timeout=self.connect_timeout)
+            return rows
 
     async def stop(self) -> None:
         """Close the session: the lock goes with it."""
@@ -110,6 +126,7 @@ class LivenessSession:
                 # An earlier session of ours may still hold it (the server has not
                 # noticed yet that its connection is gone): the server waits for it.
                 await conn.execute(_SQL["liveness_lock"], self.key)
+                self._conn = conn
                 self.held_since = time.monotonic()
                 self._held.set()
                 failures = 0
@@ -118,10 +135,12 @@ class LivenessSession:
                     try:
                         await asyncio.wait_for(lost.wait(), timeout=_CHECK_EVERY)
                     except TimeoutError:  # a silent network failure shows up here
-                        await conn.fetchval("SELECT 1", timeout=self.connect_timeout)
+                        async with self._using:
+                            await conn.fetchval("SELECT 1", timeout=self.connect_timeout)
             except Exception as exc:  # whatever it was, take the lock again
                 reason = redact(exc, self._secrets)
             finally:
+                self._conn = None
                 self.held_since = None
                 self._held.clear()
                 if conn is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, TypeVar
@@ -22,6 +23,7 @@ from tasks.store.postgres.writes import Tx, clean
 from tasks.store.queries import load_queries
 
 _SQL = load_queries("postgres")
+log = logging.getLogger("tasks.store")
 _T = TypeVar("_T")
 
 
@@ -141,7 +143,7 @@ class PostgresWorkers:
 
     async def owner_liveness(self) -> dict[str, bool]:
         """Owners with a lock key and not marked lost; see :meth:`Store.owner_liveness`."""
-        found = await self._read(_SQL["workers"])
+        found = await self._probe()
         now = time.monotonic()
         steady = all(
             s.held_since is not None and now - s.held_since >= CONFIRM
@@ -161,6 +163,18 @@ class PostgresWorkers:
                 known[owner] = False
         self._free_since = free_since
         return known
+
+    async def _probe(self) -> builtins.list[Any]:
+        """The ``workers`` rows, read on a liveness session when one is up (else the pool)."""
+        for session in builtins.list(self._sessions.values()):
+            try:
+                rows = await session.fetch(_SQL["workers"])
+            except Exception as exc:  # a session going down: the pool answers instead
+                log.debug("liveness probe on the session failed: %s", exc)
+                continue
+            if rows is not None:
+                return rows
+        return await self._read(_SQL["workers"])
 
     async def reclaim_owners(self, owners: Sequence[str], error_message: str) -> Reclaimed:
         """Recover the dead owners' tasks; see :meth:`Store.reclaim_owners`."""
