@@ -15,7 +15,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,15 +82,6 @@ def registry(url: str) -> dict[int, dict[str, Any]]:
     return {w["pid"]: w for w in ran.json()}
 
 
-@pytest.fixture
-def workers() -> Iterator[list[TasksWorker]]:
-    """Standalone workers to start; every one is killed at teardown."""
-    started: list[TasksWorker] = []
-    yield started
-    for worker in started:
-        worker.kill()
-
-
 def test_kill_9_of_one_of_three_hypercorn_workers_is_recovered_without_its_lease(
     make_server: ServerFactory,
 ) -> None:
@@ -141,7 +132,7 @@ def test_kill_9_of_one_of_three_hypercorn_workers_is_recovered_without_its_lease
 
 @pytest.mark.postgres
 def test_kill_9_of_a_standalone_postgres_worker_is_recovered_without_its_lease(
-    make_server: ServerFactory, workers: list[TasksWorker], postgres_schema_url: str
+    make_server: ServerFactory, standalone_workers: list[TasksWorker], postgres_schema_url: str
 ) -> None:
     url = postgres_schema_url
     env = {**make_server().environment(), "TASKS_DATABASE_URL": url, **LONG_LEASE}
@@ -150,6 +141,7 @@ def test_kill_9_of_a_standalone_postgres_worker_is_recovered_without_its_lease(
         TasksWorker(root, name, env, app=APP, args=["--concurrency", "2"])
         for name in ("victim", "survivor")
     )
+    workers = standalone_workers
     workers += [victim, survivor]
     for worker in workers:
         worker.start()
@@ -186,7 +178,7 @@ def test_kill_9_of_a_standalone_postgres_worker_is_recovered_without_its_lease(
 def test_a_worker_whose_loop_is_blocked_past_its_lease_keeps_its_task(
     backend: str,
     make_server: ServerFactory,
-    workers: list[TasksWorker],
+    standalone_workers: list[TasksWorker],
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> None:
@@ -204,6 +196,7 @@ def test_a_worker_whose_loop_is_blocked_past_its_lease_keeps_its_task(
         "TASKS_LEASE_SECONDS": "1",
         "TASKS_HEARTBEAT_SECONDS": "0.3",
     }
+    workers = standalone_workers
     workers += [TasksWorker(server.root, f"w{n}", env, app=APP) for n in (1, 2)]
     for worker in workers:
         worker.start()
