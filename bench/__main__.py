@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-MODULES = ["enqueue", "throughput", "limits", "sleepers", "latency", "memory", "http"]
+MODULES = ["enqueue", "throughput", "limits", "sleepers", "latency", "recovery", "memory", "http"]
 SLOW = {"memory", "http"}
 SQLITE_ONLY = {"memory", "http"}
 

@@ -38,7 +38,8 @@ from tasks.dispatch import Dispatcher
 from tasks.errors import StoreUnavailableError
 from tasks.events import EventBus
 from tasks.executors import Executors
-from tasks.leases import keep_leases, reclaim_expired
+from tasks.fleet import Fleet
+from tasks.leases import keep_leases, reclaim_expired, watch_owners
 from tasks.model import Progress
 from tasks.retention import purge_forever
 from tasks.runtime import Runtime
@@ -123,6 +124,8 @@ class Lifespan:
             rt.background.append(asyncio.create_task(purge_forever(rt), name="tasks-retention"))
         except BaseException:
             self.runtime = None
+            if rt.fleet is not None:
+                await rt.fleet.unregister()
             await rt.executors.close()
             await store.close()
             raise
@@ -151,6 +154,8 @@ class Lifespan:
             for task in rt.background:
                 task.cancel()
             await asyncio.gather(*rt.background, return_exceptions=True)
+            if rt.fleet is not None:
+                await rt.fleet.unregister()
             await rt.executors.close()
         finally:
             await rt.store.close()
@@ -205,15 +210,19 @@ class Lifespan:
 
 
 async def _start_workers(rt: Runtime) -> None:
-    """Process pool (if a task needs it), lease recovery, dispatcher, lease and cancel loops."""
+    """Process pool (if a task needs it), registry row, lease recovery, dispatcher, lease,
+    liveness and cancel loops."""
     if any(t.executor == "process" for t in rt.registry.values()):
         rt.executors.start_processes()
+    rt.fleet = Fleet(rt)
+    await rt.fleet.register()
     await reclaim_expired(rt)
     rt.dispatcher = Dispatcher(rt)
     rt.dispatcher.start()
     rt.store.on_new_work(rt.wake)
     rt.store.on_limit_wait(rt.wake_at)
     rt.background.append(asyncio.create_task(keep_leases(rt), name="tasks-leases"))
+    rt.background.append(asyncio.create_task(watch_owners(rt), name="tasks-liveness"))
     rt.background.append(asyncio.create_task(deliver_cancels(rt), name="tasks-cancels"))
 
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from quart import Quart
 
     from tasks.dispatch import Dispatcher
+    from tasks.fleet import Fleet
     from tasks.registry import Task
 
 
@@ -31,6 +32,8 @@ class Runtime:
     executors: Executors
     bus: EventBus
     dispatcher: Dispatcher | None = None
+    fleet: Fleet | None = None
+    """This process's worker registry row, while it runs workers."""
     accepting: bool = False
     background: list[Any] = field(default_factory=list)
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)

@@ -1,15 +1,21 @@
-"""Operations commands: ``queues`` (load per queue), ``schedules``, ``workers``."""
+"""Operations commands: ``queues`` (load per queue), ``schedules``, ``workers`` (the registry)."""
 
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import click
 
 from tasks.cli.admin import as_json
 from tasks.cli.output import age, echo_json, echo_table, when
-from tasks.cli.target import USAGE, run, store_options
+from tasks.cli.target import run, store_options
+from tasks.fleet import workers_json
 from tasks.store import Store
+
+DEFAULT_LEASE = 30.0
+"""``TASKS_LEASE_SECONDS``'s default: a heartbeat older than this means lost (if nothing
+else tells)."""
 
 
 @click.command()
@@ -69,15 +75,44 @@ def schedules(json_output: bool, database_url: str | None, app_path: str | None)
 
 
 @click.command()
-def workers() -> None:
-    """Not available yet: workers do not register themselves in the store (exit code 2)."""
-    click.echo(
-        "tasks workers: not available yet: workers do not record themselves in the store"
-        " (no worker registry); see the running tasks' lease owners with"
-        " `list --state running --json`",
-        err=True,
-    )
-    raise SystemExit(USAGE)
+@as_json
+@store_options
+def workers(json_output: bool, database_url: str | None, app_path: str | None) -> None:
+    """Processes that run workers (the registry): alive or lost, heartbeat, tasks running now.
+
+    A process whose liveness cannot be told is shown lost once its heartbeat is
+    older than the default lease (30 s).
+    """
+
+    async def action(store: Store) -> None:
+        found = await workers_json(store, DEFAULT_LEASE)
+        if json_output:
+            echo_json(found)
+            return
+        now = time.time()
+        echo_table(
+            ("id", "status", "pid", "queues", "conc", "running", "heartbeat", "started", "version"),
+            [
+                (
+                    w["id"],
+                    w["status"],
+                    w["pid"],
+                    ",".join(w["queues"]),
+                    w["concurrency"],
+                    len(w["running"]),
+                    f"{age(_unix(w['heartbeat_at']), now)} ago",
+                    when(_unix(w["started_at"])),
+                    w["version"],
+                )
+                for w in found
+            ],
+        )
+
+    run(action, database_url, app_path)
+
+
+def _unix(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
 
 
 COMMANDS = (queues, schedules, workers)

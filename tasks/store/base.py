@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tasks.errors import QueueFullError
 from tasks.model import TERMINAL_STATES, Finish, NewTask, Progress, State, TaskRecord
+from tasks.store.fleet import Reclaimed as Reclaimed  # defined with the registry
+from tasks.store.fleet import WorkerRegistry
 from tasks.summary import SummaryPage, TaskSummary
 
 
@@ -39,16 +41,6 @@ class Page:
 
     tasks: list[TaskRecord]
     next_cursor: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Reclaimed:
-    """Tasks whose lease expired: put back in the queue, failed (attempts used up),
-    or cancelled (they had been asked to stop)."""
-
-    requeued: list[str]
-    failed: list[str]
-    cancelled: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,8 +120,12 @@ def queue_full(queued: int, bound: int) -> QueueFullError:
     return QueueFullError(f"the task queue is full ({queued} of {bound} queued); try again later")
 
 
-class Store(Protocol):
-    """A durable home for tasks. See the module docstring for the guarantees."""
+class Store(WorkerRegistry, Protocol):
+    """A durable home for tasks. See the module docstring for the guarantees.
+
+    The worker registry and lease recovery are in
+    :class:`~tasks.store.fleet.WorkerRegistry`.
+    """
 
     url: str
 
@@ -218,14 +214,6 @@ class Store(Protocol):
         """Put tasks held by ``owner`` back to queued and give back their attempt.
 
         A task that was asked to stop (``cancelling``) ends ``cancelled`` instead.
-        """
-
-    async def reclaim_expired(self, error_message: str) -> Reclaimed:
-        """Recover the tasks whose lease expired.
-
-        Running ones are requeued, or failed with ``error_message`` when out of
-        attempts (a ``WorkerLostError`` in the error history too); cancelling
-        ones (their owner is gone) end cancelled.
         """
 
     async def cancel(self, task_id: str) -> TaskRecord | None:

@@ -39,6 +39,7 @@ from tasks.web.schemas import (
 from tasks.web.shutdown import SCOPE_KEY, Terminated
 from tasks.web.sse import RETRY_MS, event_stream_response, parse_last_event_id, task_events
 from tasks.web.summaries import page_json
+from tasks.web.worker_routes import add_worker_routes
 
 if TYPE_CHECKING:
     from tasks.web.extension import TasksWeb
@@ -220,6 +221,7 @@ def create_blueprint(web: TasksWeb) -> Blueprint:
 
     add_schedule_routes(bp, tasks, _errors)
     add_ops_routes(bp, tasks, _errors)
+    add_worker_routes(bp, tasks, _errors)
 
     @bp.get("/<task_id>")
     @document_response(TaskOut, 200)

@@ -272,6 +272,32 @@ class ScheduleList(BaseModel):
     schedules: list[ScheduleOut]
 
 
+class WorkerOut(BaseModel):
+    """A process that runs workers, from the worker registry. Timestamps are ISO 8601 UTC."""
+
+    id: str
+    """Its lease owner id, ``host:pid:random``."""
+    host: str
+    pid: int
+    version: str
+    """The quart-taskqueue version it runs."""
+    queues: list[str]
+    concurrency: int
+    started_at: str
+    heartbeat_at: str
+    running: list[str]
+    """Ids of the tasks it holds now (running, or asked to stop)."""
+    status: Literal["alive", "lost"]
+    """``lost``: it died (its liveness lock is free, or its heartbeat is older than a lease
+    where liveness cannot be told); its tasks are recovered by the others."""
+
+
+class WorkerList(BaseModel):
+    """Every registered worker process, oldest start first."""
+
+    workers: list[WorkerOut]
+
+
 class ErrorDetail(BaseModel):
     """What went wrong: a stable machine-readable code and a message for humans."""
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.acceptance.server import Server
+from tests.servers import TasksWorker
 
 ServerFactory = Callable[..., Server]
 
@@ -26,3 +27,12 @@ def make_server(tmp_path: Path) -> Iterator[ServerFactory]:
     yield make
     for server in servers:
         server.kill()
+
+
+@pytest.fixture
+def standalone_workers() -> Iterator[list[TasksWorker]]:
+    """``python -m tasks worker`` processes a test starts; every one is killed at teardown."""
+    started: list[TasksWorker] = []
+    yield started
+    for worker in started:
+        worker.kill()

@@ -33,6 +33,13 @@ async def poison() -> None:
     os._exit(1)
 
 
+@tasks.task(name="accept.block_loop")
+async def block_loop(seconds: float) -> float:
+    """Blocks the serving process's event loop (CPU-bound code on the loop, a long GC pause)."""
+    time.sleep(seconds)  # noqa: ASYNC251 -- the point: nothing else on this loop runs
+    return seconds
+
+
 @tasks.task(name="accept.tick")
 async def tick() -> None:
     """A periodic no-op; its slots are read from the store's idempotency keys."""

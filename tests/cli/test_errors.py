@@ -24,9 +24,6 @@ def test_bad_or_missing_configuration_exits_2() -> None:
     nothing = run_cli("list")
     assert nothing.code == 2
     assert "pass --database-url or --app, or set TASKS_DATABASE_URL" in nothing.err
-    workers = run_cli("workers", url="sqlite:///unused.sqlite3")
-    assert workers.code == 2
-    assert "no worker registry" in workers.err
     plain = run_cli("worker", "tests.cli.conftest:CLI_TIMEOUT")  # not an app with Tasks
     assert plain.code == 1
     assert "has no Tasks extension (call tasks.init_app(app))" in plain.err

@@ -1,4 +1,6 @@
-"""Leases and control calls of PostgreSQL: renew, release, reclaim, cancel, retry, purge.
+"""Leases and control calls of PostgreSQL: renew, release, cancel, retry, purge.
+
+Reclaiming the leases of dead owners is in :mod:`~tasks.store.postgres.workers`.
 
 Each coroutine function takes the batch's :class:`~tasks.store.postgres.writes.Tx`
 first and runs inside a group-commit transaction as a ``call`` request (the
@@ -9,7 +11,6 @@ store binds the other arguments). It uses the transaction's clock and sets
 from __future__ import annotations
 
 from tasks.model import TaskRecord
-from tasks.store.base import Reclaimed
 from tasks.store.postgres.connection import Connection
 from tasks.store.postgres.writes import WAITED, Tx
 from tasks.store.queries import load_queries
@@ -31,15 +32,6 @@ async def release(tx: Tx, owner: str, ids: list[str]) -> int:
     rows = await tx.conn.fetch(_SQL["release"], ids, owner, tx.now)
     tx.notify = tx.notify or bool(rows)
     return len(rows)
-
-
-async def reclaim_expired(tx: Tx, message: str | None) -> Reclaimed:
-    """Fail, requeue or cancel the tasks whose lease ran out; see :meth:`Store.reclaim_expired`."""
-    failed = await tx.conn.fetch(_SQL["reclaim_failed"], tx.now, message)
-    requeued = await tx.conn.fetch(_SQL["reclaim_requeued"], tx.now)
-    cancelled = await tx.conn.fetch(_SQL["reclaim_cancelled"], tx.now)
-    tx.notify = tx.notify or bool(requeued)
-    return Reclaimed([r[0] for r in requeued], [r[0] for r in failed], [r[0] for r in cancelled])
 
 
 async def cancel(tx: Tx, task_id: str) -> TaskRecord | None:

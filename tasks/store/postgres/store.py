@@ -21,7 +21,7 @@ import asyncpg
 
 from tasks.errors import StoreUnavailableError
 from tasks.model import TERMINAL_STATES, Finish, NewTask, Progress, State, TaskRecord
-from tasks.store.base import Claimed, Inserted, Reclaimed, terminal_values
+from tasks.store.base import Claimed, Inserted, terminal_values
 from tasks.store.batching import (
     ClosedError,
     GroupCommit,
@@ -41,7 +41,8 @@ from tasks.store.postgres.connection import (
 from tasks.store.postgres.notifications import NOTIFY, NewWorkListener
 from tasks.store.postgres.reads import PostgresReads
 from tasks.store.postgres.transaction import request_error, run_transaction
-from tasks.store.postgres.writes import check_storable, clean, insert_tasks
+from tasks.store.postgres.workers import PostgresWorkers
+from tasks.store.postgres.writes import check_storable, insert_tasks
 from tasks.store.schedule_store import ScheduleStore
 
 log = logging.getLogger("tasks.store")
@@ -50,7 +51,7 @@ _T = TypeVar("_T")
 _TXN_RETRIES = 3
 
 
-class PostgresStore(ScheduleStore, PostgresReads):
+class PostgresStore(ScheduleStore, PostgresWorkers, PostgresReads):
     """Tasks in a PostgreSQL database. See :class:`tasks.store.base.Store` for the contract.
 
     The URL is an asyncpg DSN; query parameters asyncpg does not know become
@@ -89,6 +90,8 @@ class PostgresStore(ScheduleStore, PostgresReads):
             connect_timeout=connect_timeout,
             server_settings=self._server_settings,
         )
+        self._sessions = {}
+        self._free_since = {}
         self._opened = False
         self._closed = False
 
@@ -125,6 +128,7 @@ class PostgresStore(ScheduleStore, PostgresReads):
         try:
             await self._commits.close()
         finally:
+            await self._stop_sessions()
             await self._listener.stop()
             pool, self._pool = self._pool, None
             if pool is not None:
@@ -249,10 +253,6 @@ class PostgresStore(ScheduleStore, PostgresReads):
         if not ids:
             return 0
         return await self._call(control.release, owner, ids)
-
-    async def reclaim_expired(self, error_message: str) -> Reclaimed:
-        """Recover tasks of dead owners; see :meth:`Store.reclaim_expired`."""
-        return await self._call(control.reclaim_expired, clean(error_message))
 
     async def cancel(self, task_id: str) -> TaskRecord | None:
         """Cancel a task; see :meth:`Store.cancel`."""

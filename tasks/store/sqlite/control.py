@@ -1,4 +1,6 @@
-"""Leases and control calls of SQLite: renew, release, reclaim, cancel, retry, purge.
+"""Leases and control calls of SQLite: renew, release, cancel, retry, purge.
+
+Reclaiming the leases of dead owners is in :mod:`~tasks.store.sqlite.workers`.
 
 Each function takes the plain ``sqlite3`` connection first and runs inside
 a group-commit transaction as a ``call`` request (the store binds the other
@@ -12,7 +14,6 @@ import time
 from collections.abc import Sequence
 
 from tasks.model import TaskRecord
-from tasks.store.base import Reclaimed
 from tasks.store.queries import load_queries
 from tasks.store.rows import COLUMNS, record_from_row
 from tasks.store.sqlite.binding import chunks, marks
@@ -44,15 +45,6 @@ def release(conn: sqlite3.Connection, owner: str, ids: Sequence[str]) -> int:
         ).fetchall()
         count += len(rows)
     return count
-
-
-def reclaim_expired(conn: sqlite3.Connection, error_message: str) -> Reclaimed:
-    """Fail, requeue or cancel the tasks whose lease ran out; see :meth:`Store.reclaim_expired`."""
-    now = time.time()
-    failed = conn.execute(_SQL["reclaim_failed"], (now, error_message)).fetchall()
-    requeued = conn.execute(_SQL["reclaim_requeued"], (now, now)).fetchall()
-    cancelled = conn.execute(_SQL["reclaim_cancelled"], (now, now)).fetchall()
-    return Reclaimed([r[0] for r in requeued], [r[0] for r in failed], [r[0] for r in cancelled])
 
 
 def cancel(conn: sqlite3.Connection, task_id: str) -> TaskRecord | None:

@@ -24,7 +24,7 @@ import aiosqlite
 
 from tasks.errors import StoreUnavailableError
 from tasks.model import TERMINAL_STATES, Finish, NewTask, Progress, State, TaskRecord
-from tasks.store.base import Claimed, Inserted, Reclaimed, terminal_values
+from tasks.store.base import Claimed, Inserted, terminal_values
 from tasks.store.batching import (
     ClosedError,
     GroupCommit,
@@ -39,13 +39,14 @@ from tasks.store.sqlite.checkpoints import checkpoint_loop
 from tasks.store.sqlite.connection import FileIdentity, on_connection_thread, sqlite_path
 from tasks.store.sqlite.reads import SQLiteReads
 from tasks.store.sqlite.transaction import request_error, run_transaction
+from tasks.store.sqlite.workers import SQLiteWorkers
 
 log = logging.getLogger("tasks.store")
 
 _BUSY_RETRIES = 3
 
 
-class SQLiteStore(ScheduleStore, SQLiteReads):
+class SQLiteStore(ScheduleStore, SQLiteWorkers, SQLiteReads):
     """Tasks in one SQLite file. See :class:`tasks.store.base.Store` for the contract."""
 
     _schedule_sql = schedules
@@ -66,6 +67,7 @@ class SQLiteStore(ScheduleStore, SQLiteReads):
         """Transactions committed by this store (the checkpointer compares it)."""
         self._commits = GroupCommit(self._run_batch)
         self._files = FileIdentity(self.path)
+        self._owner_locks = {}
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -95,7 +97,11 @@ class SQLiteStore(ScheduleStore, SQLiteReads):
         return await connection.connect(self.path, self.busy_timeout, self.synchronous)
 
     async def close(self) -> None:
-        """Commit pending writes, stop checkpointing and close the connections."""
+        """Commit pending writes, stop checkpointing and close the connections.
+
+        Lock files still held (a worker that never unregistered) are let go:
+        other processes then take this process's owners for dead.
+        """
         try:
             await self._commits.close()
         finally:
@@ -108,6 +114,7 @@ class SQLiteStore(ScheduleStore, SQLiteReads):
                 if conn is not None:
                     await conn.close()
             self._checkpointer = self._reader = self._writer = None
+            self._release_locks()
 
     def on_new_work(self, callback: Callable[[], None]) -> None:
         """SQLite cannot signal other processes: the dispatcher polls instead."""
@@ -193,11 +200,6 @@ class SQLiteStore(ScheduleStore, SQLiteReads):
             return 0
         released: int = await self._call(control.release, owner, ids)
         return released
-
-    async def reclaim_expired(self, error_message: str) -> Reclaimed:
-        """Recover tasks of dead owners; see :meth:`Store.reclaim_expired`."""
-        result: Reclaimed = await self._call(control.reclaim_expired, error_message)
-        return result
 
     async def cancel(self, task_id: str) -> TaskRecord | None:
         """Cancel a task; see :meth:`Store.cancel`."""

@@ -198,23 +198,52 @@ WHERE id = ANY($1::text[])
     AND state IN ('running', 'cancelling') AND lease_owner = $2 RETURNING id
 
 -- name: reclaim_failed
+-- $1: now, $2: the error message, $3: owners known to be alive (their expired leases are kept).
 UPDATE tasks SET state = 'failed', finished_at = $1, lease_owner = NULL,
     lease_expires_at = NULL, error_type = 'WorkerLostError', error_message = $2,
     error_traceback = NULL, version = version + 1,
     errors = (errors::jsonb || jsonb_build_array(jsonb_build_object('type', 'WorkerLostError',
         'message', $2::text, 'traceback', NULL, 'at', $1::float8, 'attempt', attempts)))::text
 WHERE state = 'running' AND lease_expires_at < $1 AND attempts >= max_attempts
+    AND lease_owner <> ALL($3::text[])
 RETURNING id
 
 -- name: reclaim_requeued
+-- $1: now, $2: owners known to be alive.
 UPDATE tasks SET state = 'queued', started_at = NULL, lease_owner = NULL,
     lease_expires_at = NULL, run_at = $1, version = version + 1
-WHERE state = 'running' AND lease_expires_at < $1 RETURNING id
+WHERE state = 'running' AND lease_expires_at < $1 AND lease_owner <> ALL($2::text[])
+RETURNING id
 
 -- name: reclaim_cancelled
+-- $1: now, $2: owners known to be alive.
 UPDATE tasks SET state = 'cancelled', finished_at = $1, lease_owner = NULL,
     lease_expires_at = NULL, version = version + 1
-WHERE state = 'cancelling' AND lease_expires_at < $1 RETURNING id
+WHERE state = 'cancelling' AND lease_expires_at < $1 AND lease_owner <> ALL($2::text[])
+RETURNING id
+
+-- name: reclaim_owner_failed
+-- The tasks of owners known to be dead, whatever their lease: as reclaim_failed,
+-- $3: the dead owners.
+UPDATE tasks SET state = 'failed', finished_at = $1, lease_owner = NULL,
+    lease_expires_at = NULL, error_type = 'WorkerLostError', error_message = $2,
+    error_traceback = NULL, version = version + 1,
+    errors = (errors::jsonb || jsonb_build_array(jsonb_build_object('type', 'WorkerLostError',
+        'message', $2::text, 'traceback', NULL, 'at', $1::float8, 'attempt', attempts)))::text
+WHERE state = 'running' AND attempts >= max_attempts AND lease_owner = ANY($3::text[])
+RETURNING id
+
+-- name: reclaim_owner_requeued
+-- $1: now, $2: the dead owners.
+UPDATE tasks SET state = 'queued', started_at = NULL, lease_owner = NULL,
+    lease_expires_at = NULL, run_at = $1, version = version + 1
+WHERE state = 'running' AND lease_owner = ANY($2::text[]) RETURNING id
+
+-- name: reclaim_owner_cancelled
+-- $1: now, $2: the dead owners.
+UPDATE tasks SET state = 'cancelled', finished_at = $1, lease_owner = NULL,
+    lease_expires_at = NULL, version = version + 1
+WHERE state = 'cancelling' AND lease_owner = ANY($2::text[]) RETURNING id
 
 -- name: cancel
 -- Queued tasks are cancelled at once; running ones are asked to stop (see Store.cancel).
@@ -315,3 +344,51 @@ FROM tasks
 WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at >= $1
 GROUP BY bucket
 ORDER BY bucket
+
+-- name: worker_register
+-- A process that runs workers (tasks/fleet.py); registering again refreshes the row.
+INSERT INTO tasks_workers
+    (id, host, pid, version, queues, concurrency, started_at, heartbeat_at, lost_at, liveness_key)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9)
+ON CONFLICT (id) DO UPDATE SET queues = excluded.queues, concurrency = excluded.concurrency,
+    heartbeat_at = excluded.heartbeat_at, lost_at = NULL, liveness_key = excluded.liveness_key
+
+-- name: worker_heartbeat
+UPDATE tasks_workers SET heartbeat_at = $1, lost_at = NULL WHERE id = $2 RETURNING id
+
+-- name: worker_liveness_key
+-- The process holds its advisory lock (again): others may now tell whether it lives.
+UPDATE tasks_workers SET liveness_key = $2 WHERE id = $1
+
+-- name: worker_remove
+DELETE FROM tasks_workers WHERE id = $1
+
+-- name: workers_lost
+UPDATE tasks_workers SET lost_at = $1 WHERE id = ANY($2::text[]) AND lost_at IS NULL
+
+-- name: workers_prune
+DELETE FROM tasks_workers WHERE heartbeat_at < $1 RETURNING id
+
+-- name: workers
+-- Every row, with whether its advisory lock is held now (pg_locks shows a bigint
+-- key as classid = high half, objid = low half, objsubid = 1); NULL: no key yet.
+WITH held AS (
+    SELECT l.classid::bigint * 4294967296 + l.objid::bigint AS key FROM pg_locks l
+    WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+)
+SELECT id, host, pid, version, queues, concurrency, started_at, heartbeat_at, lost_at,
+    CASE WHEN liveness_key IS NULL THEN NULL
+        ELSE liveness_key IN (SELECT key FROM held) END AS live
+FROM tasks_workers ORDER BY started_at, id
+
+-- name: workers_running
+-- The tasks each registered worker holds now (running or asked to stop).
+SELECT lease_owner, id FROM tasks
+WHERE state IN ('running', 'cancelling')
+    AND lease_owner IN (SELECT id FROM tasks_workers)
+ORDER BY started_at, id
+
+-- name: liveness_lock
+-- Held by the liveness session until it ends (tasks/store/postgres/liveness.py).
+SELECT pg_advisory_lock($1)

@@ -161,24 +161,54 @@ WHERE id IN ({marks})
     AND state IN ('running', 'cancelling') AND lease_owner = ? RETURNING id
 
 -- name: reclaim_failed
--- ?1: now, ?2: the error message (also appended to the error history).
+-- ?1: now, ?2: the error message (also appended to the error history), ?3: a JSON
+-- array of owners known to be alive (their expired leases are kept).
 UPDATE tasks SET state = 'failed', finished_at = ?1, lease_owner = NULL,
     lease_expires_at = NULL, error_type = 'WorkerLostError', error_message = ?2,
     error_traceback = NULL, version = version + 1,
     errors = json_insert(errors, '$[#]', json_object('type', 'WorkerLostError',
         'message', ?2, 'traceback', NULL, 'at', ?1, 'attempt', attempts))
 WHERE state = 'running' AND lease_expires_at < ?1 AND attempts >= max_attempts
+    AND lease_owner NOT IN (SELECT value FROM json_each(?3))
 RETURNING id
 
 -- name: reclaim_requeued
+-- ?1: now, ?2: a JSON array of owners known to be alive.
 UPDATE tasks SET state = 'queued', started_at = NULL, lease_owner = NULL,
-    lease_expires_at = NULL, run_at = ?, version = version + 1
-WHERE state = 'running' AND lease_expires_at < ? RETURNING id
+    lease_expires_at = NULL, run_at = ?1, version = version + 1
+WHERE state = 'running' AND lease_expires_at < ?1
+    AND lease_owner NOT IN (SELECT value FROM json_each(?2)) RETURNING id
 
 -- name: reclaim_cancelled
-UPDATE tasks SET state = 'cancelled', finished_at = ?, lease_owner = NULL,
+-- ?1: now, ?2: a JSON array of owners known to be alive.
+UPDATE tasks SET state = 'cancelled', finished_at = ?1, lease_owner = NULL,
     lease_expires_at = NULL, version = version + 1
-WHERE state = 'cancelling' AND lease_expires_at < ? RETURNING id
+WHERE state = 'cancelling' AND lease_expires_at < ?1
+    AND lease_owner NOT IN (SELECT value FROM json_each(?2)) RETURNING id
+
+-- name: reclaim_owner_failed
+-- The tasks of owners known to be dead, whatever their lease: as reclaim_failed,
+-- ?3: a JSON array of the dead owners.
+UPDATE tasks SET state = 'failed', finished_at = ?1, lease_owner = NULL,
+    lease_expires_at = NULL, error_type = 'WorkerLostError', error_message = ?2,
+    error_traceback = NULL, version = version + 1,
+    errors = json_insert(errors, '$[#]', json_object('type', 'WorkerLostError',
+        'message', ?2, 'traceback', NULL, 'at', ?1, 'attempt', attempts))
+WHERE state = 'running' AND attempts >= max_attempts
+    AND lease_owner IN (SELECT value FROM json_each(?3))
+RETURNING id
+
+-- name: reclaim_owner_requeued
+-- ?1: now, ?2: a JSON array of the dead owners.
+UPDATE tasks SET state = 'queued', started_at = NULL, lease_owner = NULL,
+    lease_expires_at = NULL, run_at = ?1, version = version + 1
+WHERE state = 'running' AND lease_owner IN (SELECT value FROM json_each(?2)) RETURNING id
+
+-- name: reclaim_owner_cancelled
+-- ?1: now, ?2: a JSON array of the dead owners.
+UPDATE tasks SET state = 'cancelled', finished_at = ?1, lease_owner = NULL,
+    lease_expires_at = NULL, version = version + 1
+WHERE state = 'cancelling' AND lease_owner IN (SELECT value FROM json_each(?2)) RETURNING id
 
 -- name: cancel
 -- Queued tasks are cancelled at once; running ones are asked to stop (see Store.cancel).
@@ -273,3 +303,36 @@ FROM tasks
 WHERE state IN ('succeeded', 'failed', 'cancelled') AND finished_at >= ?3
 GROUP BY bucket
 ORDER BY bucket
+
+-- name: worker_register
+-- A process that runs workers (tasks/fleet.py); registering again refreshes the row.
+INSERT INTO tasks_workers
+    (id, host, pid, version, queues, concurrency, started_at, heartbeat_at, lost_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, NULL)
+ON CONFLICT (id) DO UPDATE SET queues = excluded.queues, concurrency = excluded.concurrency,
+    heartbeat_at = excluded.heartbeat_at, lost_at = NULL
+
+-- name: worker_heartbeat
+UPDATE tasks_workers SET heartbeat_at = ?1, lost_at = NULL WHERE id = ?2 RETURNING id
+
+-- name: worker_remove
+DELETE FROM tasks_workers WHERE id = ?
+
+-- name: workers_lost
+-- ?1: now, ?2: a JSON array of the owners found dead.
+UPDATE tasks_workers SET lost_at = ?1
+WHERE id IN (SELECT value FROM json_each(?2)) AND lost_at IS NULL
+
+-- name: workers_prune
+DELETE FROM tasks_workers WHERE heartbeat_at < ? RETURNING id
+
+-- name: workers
+SELECT id, host, pid, version, queues, concurrency, started_at, heartbeat_at, lost_at
+FROM tasks_workers ORDER BY started_at, id
+
+-- name: workers_running
+-- The tasks each registered worker holds now (running or asked to stop).
+SELECT lease_owner, id FROM tasks
+WHERE state IN ('running', 'cancelling')
+    AND lease_owner IN (SELECT id FROM tasks_workers)
+ORDER BY started_at, id
