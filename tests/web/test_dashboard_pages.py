@@ -9,6 +9,7 @@ and the store contract suite. Every wait is bounded (Playwright timeouts).
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -197,15 +198,16 @@ async def test_queues_and_workers_views(tmp_path: Path) -> None:
             assert await chart.locator("rect.bar-failed").count() >= 1
             assert await chart.locator("circle.latency-dot").count() >= 1
 
-            # This branch has no worker registry yet: the page says so.
+            # The real registry: this server's one worker process, alive, on "default".
             await page.goto(f"{server.url}/tasks/dashboard/workers")
-            await expect(page.locator("#workers")).to_contain_text(
-                "Worker registry not available", timeout=LONG
-            )
+            rows = page.locator("#workers tr.worker")
+            await expect(rows).to_have_count(1, timeout=LONG)
+            await expect(rows.nth(0).locator(".host")).to_have_text(socket.gethostname())
+            await expect(rows.nth(0).locator(".queues")).to_have_text("default")
+            await expect(rows.nth(0).locator(".state")).to_have_text("alive")
 
-        # TEST-ONLY fake of GET /tasks/workers (the registry is another branch's work):
-        # answered inside this browser, in the shape that endpoint promises, to check
-        # the rendering. Replace with the real endpoint once it is merged.
+        # Rows a real registry rarely holds (a lost process, a hostile host name),
+        # served to this browser in the shape of GET /tasks/workers: rendering and escaping.
         workers = {
             "workers": [
                 fake_worker("web-1", 4242, ["default"], ["a" * 32, "b" * 32], "alive"),
