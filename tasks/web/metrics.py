@@ -11,8 +11,8 @@
 * Gauges are read from the store at scrape time, so every process of every
   server answers the same: the backlog and running totals, and per queue the
   depth, running count and age of the oldest due task
-  (:meth:`~tasks.store.Store.queue_stats`). ``tasks_workers_alive`` appears
-  once a worker count is wired in (:attr:`TaskMetrics.workers_alive`).
+  (:meth:`~tasks.store.Store.queue_stats`), and ``tasks_workers_alive``, the
+  processes the worker registry shows alive (:attr:`TaskMetrics.workers_alive`).
 
 Counters are not derived from the store because retention deletes finished
 rows: a count of them would go down.
@@ -36,6 +36,7 @@ from quart import Response
 from tasks import timings
 from tasks.events import TaskEvent
 from tasks.extension import Tasks
+from tasks.fleet import workers_json
 from tasks.model import State
 from tasks.web.metric_files import fleet_directory
 
@@ -47,6 +48,12 @@ M = TypeVar("M", Counter, Histogram)
 
 WorkersAlive = Callable[[Tasks], Awaitable[int]]
 """How many worker processes are alive (from the worker registry), for ``tasks_workers_alive``."""
+
+
+async def registry_alive(tasks: Tasks) -> int:
+    """Worker processes the registry shows alive (see :mod:`tasks.fleet`)."""
+    found = await workers_json(tasks.store, tasks.config.lease_seconds)
+    return sum(1 for worker in found if worker["status"] == "alive")
 
 
 def _in_files(kind: type[M], value_class: type) -> type[M]:
@@ -87,8 +94,8 @@ class TaskMetrics:
     """
 
     def __init__(self) -> None:
-        self.workers_alive: WorkersAlive | None = None
-        """Set to a coroutine function to export ``tasks_workers_alive``."""
+        self.workers_alive: WorkersAlive | None = registry_alive
+        """The coroutine function behind ``tasks_workers_alive`` (None: not exported)."""
         self._directory: Path | None = None
         self._snapshot = _Snapshot()
         self.registry = CollectorRegistry(auto_describe=False)

@@ -37,7 +37,7 @@ async def test_queue_gauges_follow_the_store(client: Client) -> None:
     assert now[("tasks_queue_running", "default")] == 0.0
     assert now[("tasks_queue_oldest_age_seconds", "mail")] == 0.0  # none due yet
     assert now[("tasks_queued", "")] == 2.0
-    assert ("tasks_workers_alive", "") not in now  # until the worker registry feeds it
+    assert now[("tasks_workers_alive", "")] == 1.0  # this process, from the worker registry
 
     done = await enqueue(client, "demo.echo", 3)
     await until_state(client, done["id"], "succeeded")
