@@ -27,6 +27,9 @@ class TaskEvent:
     """For ``started``: seconds from due time to start."""
     run_time: float | None = None
     """For outcomes: seconds the run took."""
+    limited: bool = False
+    """For ``started``: the task was subject to a concurrency or rate limit or a queue cap,
+    so its ``queue_wait`` includes time held back by them."""
 
 
 Listener = Callable[[TaskEvent], None]

@@ -183,7 +183,12 @@ async def _run(rt: Runtime, execution: Execution, observer: RunObserver) -> None
             await _commit(rt, execution, Finish(record.id, rt.owner, State.CANCELLED))
         return
     task = rt.registry.get(record.name)
-    rt.bus.emit(TaskEvent("started", record.id, record.name, queue_wait=_queue_wait(record)))
+    limited = record.limits.claim_limited or record.queue in rt.config.queue_concurrency
+    rt.bus.emit(
+        TaskEvent(
+            "started", record.id, record.name, queue_wait=_queue_wait(record), limited=limited
+        )
+    )
     try:
         await observer.began()  # inside: a cancel during a before_run hook is handled below
         if task is None:

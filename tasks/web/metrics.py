@@ -155,6 +155,13 @@ class TaskMetrics:
             buckets=_BUCKETS,
             registry=registry,
         )
+        self._counters["limited_wait"] = counter(
+            "tasks_limited_wait_seconds",
+            "Seconds from due to start of tasks under a concurrency or rate limit or a queue"
+            " cap (time held back by the limits, and by busy workers), by task name.",
+            by_name,
+            registry=registry,
+        )
         self._claim_seconds = histogram(
             "tasks_claim_seconds",
             "Time from a claim's submission to its claimed tasks (group-commit wait included).",
@@ -176,6 +183,8 @@ class TaskMetrics:
             self._child(event.kind, event.name).inc()
         if event.queue_wait is not None:
             self._child("queue_wait", event.name).observe(max(event.queue_wait, 0.0))
+            if event.limited:
+                self._child("limited_wait", event.name).inc(max(event.queue_wait, 0.0))
         if event.run_time is not None:
             self._child("run_time", event.name).observe(max(event.run_time, 0.0))
 

@@ -108,3 +108,17 @@ async def test_workers_alive_once_wired(app: Quart, client: Client) -> None:
 
     web.metrics.workers_alive = alive
     assert (await samples(client))[("tasks_workers_alive", "")] == 3.0
+
+
+async def test_time_held_back_by_limits_is_counted(app: Quart, client: Client) -> None:
+    from app.scenarios.mail import send_welcome
+
+    handles = [await send_welcome.enqueue(f"m{n}@example.org", "M") for n in range(12)]
+    for handle in handles:
+        await handle.wait(20)
+    held = (await samples(client))[("tasks_limited_wait_seconds_total", "")]
+    # 12 mails at 10/s: the last two waited for the next window, most of a second each.
+    assert held > 0.5
+    plain = await enqueue(client, "demo.echo", 1)
+    await until_state(client, plain["id"], "succeeded")
+    assert (await samples(client))[("tasks_limited_wait_seconds_total", "")] == held
