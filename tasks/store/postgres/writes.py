@@ -162,20 +162,24 @@ async def insert_tasks(conn: Connection, tasks: Sequence[NewTask]) -> list[Inser
             )
         answers.append(Inserted(existing, False))
     if plain:
-        await conn.execute(
-            _INSERT_MANY,
-            [t.id for t in plain],
-            [t.name for t in plain],
-            [t.queue for t in plain],
-            [t.args_json for t in plain],
-            [t.kwargs_json for t in plain],
-            [t.priority for t in plain],
-            [t.max_attempts for t in plain],
-            [t.run_at for t in plain],
-            [t.created_at for t in plain],
-            [t.timeout for t in plain],
-        )
+        await conn.execute(_INSERT_MANY, *insert_columns(plain))
     return answers
+
+
+def insert_columns(tasks: Sequence[NewTask]) -> list[list[Any]]:
+    """The array parameters of ``insert_many`` for ``tasks`` (none with a key)."""
+    return [
+        [t.id for t in tasks],
+        [t.name for t in tasks],
+        [t.queue for t in tasks],
+        [t.args_json for t in tasks],
+        [t.kwargs_json for t in tasks],
+        [t.priority for t in tasks],
+        [t.max_attempts for t in tasks],
+        [t.run_at for t in tasks],
+        [t.created_at for t in tasks],
+        [t.timeout for t in tasks],
+    ]
 
 
 async def apply_finishes(

@@ -1,0 +1,125 @@
+"""SQLite wake sockets: a commit that makes work due wakes the other stores of the file.
+
+Real stores on a real file, each with its own datagram socket, as two
+processes would have. A socket left by a dead process is removed by the next
+sender; nothing a sender meets (no listener, no directory) fails a write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tasks.model import NewTask, new_id
+from tasks.store.sqlite import SQLiteStore
+from tests.conftest import eventually
+
+
+def _task(delay: float = 0.0) -> NewTask:
+    now = time.time()
+    return NewTask(
+        id=new_id(),
+        name="noop",
+        queue="default",
+        args_json="[]",
+        kwargs_json="{}",
+        priority=0,
+        max_attempts=1,
+        run_at=now + delay,
+        created_at=now,
+    )
+
+
+@pytest.fixture
+async def stores(tmp_path: Path) -> AsyncIterator[tuple[SQLiteStore, SQLiteStore]]:
+    url = f"sqlite:///{tmp_path / 'tasks.sqlite3'}"
+    sender, listener = SQLiteStore(url), SQLiteStore(url)
+    await sender.open()
+    await listener.open()
+    try:
+        yield sender, listener
+    finally:
+        await listener.close()
+        await sender.close()
+
+
+async def test_each_due_insert_wakes_the_listening_store(
+    stores: tuple[SQLiteStore, SQLiteStore],
+) -> None:
+    sender, listener = stores
+    calls: list[str] = []
+    listener.on_new_work(lambda: calls.append("woken"))
+    await sender.insert([_task()])
+    await eventually(lambda: _true(len(calls) >= 1))
+    await sender.insert([_task()])
+    await eventually(lambda: _true(len(calls) >= 2))
+    assert listener.wake_directory == sender.wake_directory
+
+
+async def test_wake_others_wakes_every_other_listener_but_not_itself(
+    stores: tuple[SQLiteStore, SQLiteStore],
+) -> None:
+    sender, listener = stores
+    woken, own = asyncio.Event(), asyncio.Event()
+    listener.on_new_work(woken.set)
+    sender.on_new_work(own.set)
+    sender.wake_others()
+    await asyncio.wait_for(woken.wait(), 10)
+    assert not own.is_set()
+
+
+async def test_a_socket_left_by_a_dead_process_is_removed_and_the_write_commits(
+    stores: tuple[SQLiteStore, SQLiteStore],
+) -> None:
+    sender, listener = stores
+    woken = asyncio.Event()
+    listener.on_new_work(woken.set)
+    stale = Path(listener.wake_directory) / "999999-dead"
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    dead.bind(str(stale))
+    dead.close()  # bound, then gone without removing its file: like kill -9
+    assert stale.exists()
+    [inserted] = await sender.insert([_task()])
+    assert inserted.created
+    await asyncio.wait_for(woken.wait(), 10)  # the live listener still hears it
+    assert not stale.exists()
+
+
+async def test_a_store_with_no_listener_anywhere_writes_as_before(tmp_path: Path) -> None:
+    store = SQLiteStore(f"sqlite:///{tmp_path / 'tasks.sqlite3'}")
+    await store.open()
+    try:
+        [inserted] = await store.insert([_task()])
+        assert inserted.created
+        assert "tasks.sqlite3-wake" not in os.listdir(tmp_path)
+    finally:
+        await store.close()
+
+
+async def test_a_path_too_long_for_a_socket_address_still_wakes(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    url = f"sqlite:///{deep / 'tasks.sqlite3'}"
+    sender, listener = SQLiteStore(url), SQLiteStore(url)
+    await sender.open()
+    await listener.open()
+    try:
+        woken = asyncio.Event()
+        listener.on_new_work(woken.set)
+        assert len(listener.wake_directory) > 108
+        await sender.insert([_task()])
+        await asyncio.wait_for(woken.wait(), 10)
+    finally:
+        await listener.close()
+        await sender.close()
+    assert os.listdir(listener.wake_directory) == []  # closed: its socket removed
+
+
+async def _true(value: bool) -> bool:
+    return value

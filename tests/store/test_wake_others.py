@@ -1,0 +1,57 @@
+"""Wake-ups between stores of one database (as between processes), on both backends.
+
+PostgreSQL through LISTEN/NOTIFY, SQLite through a datagram socket per
+listening store. A due insert signals the others by itself; ``wake_others``
+signals them after any other commit that made work claimable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from tasks.model import NewTask, new_id
+from tasks.store.postgres import PostgresStore
+from tasks.store.sqlite import SQLiteStore
+from tests.conftest import eventually
+from tests.store.conftest import StoreFactory
+
+
+async def _listening_other(store_factory: StoreFactory) -> tuple[object, asyncio.Event]:
+    other = await store_factory()
+    assert isinstance(other, SQLiteStore | PostgresStore)
+    woken = asyncio.Event()
+    other.on_new_work(woken.set)
+
+    async def listening() -> bool:
+        return other.listening
+
+    await eventually(listening)
+    return other, woken
+
+
+async def test_wake_others_wakes_a_listening_store(store_factory: StoreFactory) -> None:
+    store = await store_factory()
+    _, woken = await _listening_other(store_factory)
+    store.wake_others()
+    await asyncio.wait_for(woken.wait(), 10)
+
+
+async def test_a_due_insert_wakes_a_listening_store(store_factory: StoreFactory) -> None:
+    store = await store_factory()
+    _, woken = await _listening_other(store_factory)
+    now = time.time()
+    task = NewTask(
+        id=new_id(),
+        name="noop",
+        queue="default",
+        args_json="[]",
+        kwargs_json="{}",
+        priority=0,
+        max_attempts=1,
+        run_at=now,
+        created_at=now,
+    )
+    [inserted] = await store.insert([task])
+    assert inserted.created
+    await asyncio.wait_for(woken.wait(), 10)
