@@ -10,30 +10,19 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from tasks.model import NewTask, new_id
+from tasks.model import NewTask
 from tasks.store.sqlite import SQLiteStore
 from tests.conftest import eventually
+from tests.store.contract import new_task
 
 
-def _task(delay: float = 0.0) -> NewTask:
-    now = time.time()
-    return NewTask(
-        id=new_id(),
-        name="noop",
-        queue="default",
-        args_json="[]",
-        kwargs_json="{}",
-        priority=0,
-        max_attempts=1,
-        run_at=now + delay,
-        created_at=now,
-    )
+def _task() -> NewTask:
+    return new_task("noop")
 
 
 @pytest.fixture

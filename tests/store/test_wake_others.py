@@ -8,13 +8,12 @@ signals them after any other commit that made work claimable.
 from __future__ import annotations
 
 import asyncio
-import time
 
-from tasks.model import NewTask, new_id
 from tasks.store.postgres import PostgresStore
 from tasks.store.sqlite import SQLiteStore
 from tests.conftest import eventually
 from tests.store.conftest import StoreFactory
+from tests.store.contract import new_task
 
 
 async def _listening_other(store_factory: StoreFactory) -> tuple[object, asyncio.Event]:
@@ -40,18 +39,7 @@ async def test_wake_others_wakes_a_listening_store(store_factory: StoreFactory) 
 async def test_a_due_insert_wakes_a_listening_store(store_factory: StoreFactory) -> None:
     store = await store_factory()
     _, woken = await _listening_other(store_factory)
-    now = time.time()
-    task = NewTask(
-        id=new_id(),
-        name="noop",
-        queue="default",
-        args_json="[]",
-        kwargs_json="{}",
-        priority=0,
-        max_attempts=1,
-        run_at=now,
-        created_at=now,
-    )
+    task = new_task("noop")
     [inserted] = await store.insert([task])
     assert inserted.created
     await asyncio.wait_for(woken.wait(), 10)
