@@ -10,13 +10,16 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tasks.model import NewTask
 from tasks.store.sqlite import SQLiteStore
+from tasks.store.sqlite import store as store_module
 from tests.conftest import eventually
 from tests.store.contract import new_task
 
@@ -112,3 +115,32 @@ async def test_a_path_too_long_for_a_socket_address_still_wakes(tmp_path: Path) 
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_small_batch_meeting_another_writer_waits_on_the_thread_and_commits(
+    stores: tuple[SQLiteStore, SQLiteStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small batch runs on the loop's thread only if the write lock is free at once;
+    while another process holds it, the batch waits on the writer's thread (the loop
+    keeps running) and commits once the lock is released, instead of failing."""
+    sender, _ = stores
+    on_thread = asyncio.Event()
+    real = store_module.on_connection_thread
+
+    def spy(*args: Any) -> Any:
+        on_thread.set()
+        return real(*args)
+
+    monkeypatch.setattr(store_module, "on_connection_thread", spy)
+    other = sqlite3.connect(sender.path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process writing
+        insert = asyncio.create_task(sender.insert([_task()]))
+        await asyncio.wait_for(on_thread.wait(), 10)  # the loop was not blocked meanwhile
+        assert not insert.done()
+        other.execute("COMMIT")
+        [inserted] = await asyncio.wait_for(insert, 10)
+    finally:
+        other.close()
+    assert inserted.created
+    assert await sender.get(inserted.id) is not None
