@@ -3,6 +3,9 @@
 Real stores on a real file, each with its own datagram socket, as two
 processes would have. A socket left by a dead process is removed by the next
 sender; nothing a sender meets (no listener, no directory) fails a write.
+The last test is about the other change of this round on the same path: a
+small batch commits on the loop's thread only when the write lock is free at
+once.
 """
 
 from __future__ import annotations
