@@ -147,3 +147,27 @@ async def test_a_small_batch_meeting_another_writer_waits_on_the_thread_and_comm
         other.close()
     assert inserted.created
     assert await sender.get(inserted.id) is not None
+
+
+async def test_a_listener_bound_within_the_same_tick_as_a_listing_is_still_woken(
+    stores: tuple[SQLiteStore, SQLiteStore],
+) -> None:
+    """Directory times are coarse: a socket bound in the tick in which a sender listed
+    the directory leaves its time unchanged. The sender lists again while the time it
+    saw is recent, so the new listener is not missed (here the time is set back by
+    hand, as a coarse clock would leave it)."""
+    sender, listener = stores
+    listener.on_new_work(lambda: None)
+    directory = listener.wake_directory
+    sender.wake_others()  # lists the directory: the listener only
+    seen = os.stat(directory).st_mtime_ns
+    late = SQLiteStore(sender.url)
+    await late.open()
+    try:
+        woken = asyncio.Event()
+        late.on_new_work(woken.set)
+        os.utime(directory, ns=(seen, seen))  # same tick: the time did not move
+        sender.wake_others()
+        await asyncio.wait_for(woken.wait(), 10)
+    finally:
+        await late.close()

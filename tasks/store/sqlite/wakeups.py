@@ -24,11 +24,13 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 log = logging.getLogger("tasks.store")
 
 _MAX_PATH = 100
+_RACY_NS = 1_000_000_000
 """A unix socket path must fit in 108 bytes; longer ones go through /proc/self/fd."""
 
 
@@ -44,9 +46,10 @@ class WakeSockets:
         self._peers: list[str] = []
         self._listed: int | None = None
         """The directory's mtime (ns) when :attr:`_peers` was read."""
+        self._racy = False
+        """Whether that mtime was too recent to tell a later change from it."""
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._broken = False
 
     @property
     def listening(self) -> bool:
@@ -109,8 +112,6 @@ class WakeSockets:
         Safe from any thread (the store calls it on its writer thread right
         after a commit).
         """
-        if self._broken:
-            return
         with self._lock:
             try:
                 peers = self._current_peers()
@@ -131,9 +132,12 @@ class WakeSockets:
         except FileNotFoundError:
             self._peers, self._listed = [], None
             return []
-        if mtime != self._listed:
+        if mtime != self._listed or self._racy:
             self._peers = [n for n in os.listdir(self.directory) if n != self._own]
             self._listed = mtime
+            # File times are coarse (a clock tick): a socket bound in the same tick
+            # as the listing leaves the time unchanged, so list again until it is old.
+            self._racy = time.time_ns() - mtime < _RACY_NS
         return self._peers
 
     def _send(self, name: str) -> None:
