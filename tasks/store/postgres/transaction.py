@@ -9,9 +9,8 @@ can: ``BEGIN``, one statement per kind of request, and ``COMMIT`` sent
 together with the ``NOTIFY`` (one simple-protocol message). A batch of
 plain inserts (no idempotency key, no backlog bound) is a single statement
 in autocommit, its ``NOTIFY`` in the same statement: one round trip, durable
-when it returns. So is a batch of one claim (an idle worker woken by a
-notification): :func:`~tasks.store.postgres.writes.apply_claim` is one
-statement, and must stay one (or this shortcut go) to remain atomic.
+when it returns. (A lone claim is not given the same shortcut: a claim that
+enforces limits is several statements under one advisory lock.)
 """
 
 from __future__ import annotations
@@ -41,8 +40,6 @@ async def run_transaction(conn: Connection, batch: Sequence[WriteRequest]) -> li
     try:
         if _plain_inserts(batch):
             return await _insert_statement(conn, batch)
-        if len(batch) == 1 and batch[0].kind == "claim":
-            return [await writes.apply_claim(Tx(conn, time.time()), *batch[0].payload)]
         return await _transaction_once(conn, batch, each=False)
     except Exception as exc:
         if len(batch) == 1 or not request_error(exc):

@@ -149,8 +149,9 @@ def work_for_others(batch: Sequence[WriteRequest], results: Sequence[Any], now: 
     drained: set[str] = set()
     for request, result in zip(batch, results, strict=True):
         if request.kind == "claim" and not isinstance(result, RequestFailed):
-            _owner, queues, limit, _lease = request.payload
-            if len(result) < limit:
+            queues, limit = request.payload[1], request.payload[2]  # (owner, queues, limit, ...)
+            records = getattr(result, "records", result)  # a list, or a result holding one
+            if len(records) < limit:
                 drained.update(queues)
     for request, result in zip(batch, results, strict=True):
         if isinstance(result, RequestFailed):
