@@ -54,8 +54,9 @@ from tasks.store.sqlite.wakeups import WakeSockets
 log = logging.getLogger("tasks.store")
 
 _BUSY_RETRIES = 3
-_WAKING = frozenset({control.release, control.reclaim_expired, control.retry, schedules.fire})
-"""Calls that may make work due for other processes."""
+_WAKING = frozenset({"release", "reclaim_expired", "reclaim_owners", "retry", "fire"})
+"""Names of the ``call`` functions that may make work due for other processes
+(requeues, retries, a schedule's tasks): by name, wherever they live."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,7 +283,7 @@ class SQLiteStore(ScheduleStore, SQLiteReads):
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(connection, *args)`` in a group-commit transaction."""
-        return await self._write("call", _Call(fn, args, fn in _WAKING))
+        return await self._write("call", _Call(fn, args, fn.__name__ in _WAKING))
 
     async def _write(self, kind: str, payload: Any) -> Any:
         try:
