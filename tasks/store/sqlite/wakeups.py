@@ -23,6 +23,7 @@ import logging
 import os
 import secrets
 import socket
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -97,9 +98,7 @@ class WakeSockets:
         while True:
             try:
                 receiver.recv(16)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError:
+            except OSError:  # BlockingIOError: nothing more to read
                 break
         try:
             callback()
@@ -144,13 +143,17 @@ class WakeSockets:
         assert self._sender is not None
         try:
             self._sender.sendto(b"", self._address(name))
-        except (BlockingIOError, InterruptedError):
+        except BlockingIOError:
             pass  # its buffer is full of wake-ups it has not read yet: it will look
         except ConnectionRefusedError:  # nobody listens: left by a process that died
+            path = os.path.join(self.directory, name)
             with contextlib.suppress(OSError):
-                os.unlink(os.path.join(self.directory, name))
+                if stat.S_ISSOCK(os.lstat(path).st_mode):
+                    os.unlink(path)
         except FileNotFoundError:
             pass  # removed since the directory was listed
+        except OSError as exc:  # one peer we cannot reach must not stop the others
+            log.debug("could not wake %s: %s", name, exc)
 
     def close(self) -> None:
         """Stop listening and remove this process's socket."""
