@@ -1,22 +1,35 @@
 """``python -m bench``: every figure, one after another, then a table.
 
-``--quick`` skips the slow ones (memory over 100,000 tasks, HTTP). ``--runs N``
-repeats each figure N times and reports the median. ``--backends
-sqlite,postgres`` runs the figures on each backend and prints them side by
-side (memory and HTTP are measured on SQLite only). Each figure runs in a
-fresh process, so one cannot warm up or pollute the next.
+``--quick`` skips the slow ones (memory over 100,000 tasks, HTTP, the
+cross-process wake-ups). ``--runs N`` repeats each figure N times and reports
+the median. The figures run on each backend of ``--backends`` (default:
+SQLite, and PostgreSQL too when ``BENCH_POSTGRES_URL`` or the local test
+server answers) and are printed side by side (memory and HTTP are measured
+on SQLite only). Each figure runs in a fresh process, so one cannot warm up
+or pollute the next.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
 
-MODULES = ["enqueue", "throughput", "limits", "sleepers", "latency", "recovery", "memory", "http"]
-SLOW = {"memory", "http"}
+MODULES = [
+    "enqueue",
+    "throughput",
+    "limits",
+    "sleepers",
+    "latency",
+    "wakeup",
+    "recovery",
+    "memory",
+    "http",
+]
+SLOW = {"memory", "http", "wakeup"}
 SQLITE_ONLY = {"memory", "http"}
 
 
@@ -27,14 +40,19 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=1, help="runs per figure; the median is shown")
     p.add_argument("--only", nargs="*", choices=MODULES, help="run only these figures")
     p.add_argument(
-        "--backends", default="sqlite", help="comma-separated: sqlite, postgres (default sqlite)"
+        "--backends",
+        default=None,
+        help="comma-separated: sqlite, postgres (default: both if PostgreSQL answers)",
     )
     args, passthrough = p.parse_known_args()
-    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    chosen = args.backends or ("sqlite,postgres" if _postgres_answers() else "sqlite")
+    backends = [b.strip() for b in chosen.split(",") if b.strip()]
     modules = args.only or [m for m in MODULES if not (args.quick and m in SLOW)]
     rows: dict[str, tuple[dict[str, list[float]], str, str]] = {}
     order: list[str] = []
     start = time.perf_counter()
+    load = ", ".join(f"{n:.2f}" for n in os.getloadavg())
+    print(f"load average at the start: {load} ({os.cpu_count()} CPUs)", flush=True)
     for backend in backends:
         for module in modules:
             if backend != "sqlite" and module in SQLITE_ONLY:
@@ -72,7 +90,28 @@ def main() -> None:
             continue
         cells = "".join(f" | {_median(values.get(b)):>10}" for b in backends)
         print(f"{name:<52}{cells} | {unit:<8} | {target}")
-    print(f"\n({time.perf_counter() - start:.0f} s; {json.dumps(passthrough)})")
+    load = ", ".join(f"{n:.2f}" for n in os.getloadavg())
+    print(f"\n({time.perf_counter() - start:.0f} s; {json.dumps(passthrough)}; load now {load})")
+
+
+def _postgres_answers() -> bool:
+    """Whether the benchmark PostgreSQL server (``BENCH_POSTGRES_URL``) accepts a connection."""
+    import asyncio
+
+    import asyncpg
+
+    from bench.common import POSTGRES_URL
+
+    async def check() -> None:
+        conn = await asyncpg.connect(POSTGRES_URL, timeout=3)
+        await conn.close()
+
+    try:
+        asyncio.run(check())
+    except Exception as exc:
+        print(f"PostgreSQL figures skipped ({POSTGRES_URL}: {exc})")
+        return False
+    return True
 
 
 def _median(values: list[float] | None) -> str:

@@ -3,9 +3,11 @@
 store --claim (batch, up to the free slots)--> asyncio.Queue --> worker coroutines
 
 A local enqueue wakes the claimer at once; work written by other processes is
-found by polling with an interval that starts short and doubles up to
-``TASKS_POLL_INTERVAL`` while nothing turns up (or by the backend's own
-notifications, where it has them).
+pushed by the store (PostgreSQL LISTEN/NOTIFY, SQLite wake sockets: see
+:meth:`~tasks.store.base.Store.on_new_work`) and, should a wake-up be lost,
+found by polling with a pause that starts short, doubles up to
+``TASKS_POLL_INTERVAL`` while polls find nothing, and starts short again as
+soon as a claim finds work.
 
 A claim asks for the slots that are free when its transaction is cut, so the
 outcomes of a burst of finished tasks and the claim for all their slots share
@@ -80,6 +82,15 @@ class Dispatcher:
     def claimed_ids(self) -> list[str]:
         """Every task this process holds a lease on: waiting in the buffer or running."""
         return [*self._buffered, *self.running]
+
+    @property
+    def poll_pause(self) -> float:
+        """Seconds the claimer waits before it next polls when nothing wakes it.
+
+        :data:`_MIN_POLL` after any claim that found work; doubled (up to
+        ``TASKS_POLL_INTERVAL``) by each poll that found none.
+        """
+        return self._interval
 
     def start(self) -> None:
         """Start the claimer and the worker coroutines."""
@@ -211,10 +222,10 @@ class Dispatcher:
         for record in records:
             self._buffered.add(record.id)
             self._buffer.put_nowait(record)
+        if records:  # work turned up: the next poll comes soon again
+            self._interval = _MIN_POLL
         if len(records) < limit and self._wakes == wakes:
             self._look = False  # nothing more is due, unless enqueued since this claim began
-        elif records:
-            self._interval = _MIN_POLL
         self._attention.set()
 
     async def _worker(self) -> None:
@@ -243,17 +254,25 @@ class Dispatcher:
 
     def _free_slot(self, slot: asyncio.Future[None], record: TaskRecord) -> None:
         self._busy -= 1
-        if record.limits.concurrency_key is not None or (
-            record.queue in self._rt.config.queue_concurrency
-        ):
+        if self._holds_a_limit(record):
             self.wake()  # its limit has a free slot: tasks held back by it may be claimable
         self._attention.set()
         if not slot.done():
             slot.set_result(None)
 
+    def _holds_a_limit(self, record: TaskRecord) -> bool:
+        """Whether ``record`` holds a slot of a concurrency limit or a queue cap."""
+        return record.limits.concurrency_key is not None or (
+            record.queue in self._rt.config.queue_concurrency
+        )
+
     def _finished(self, execution: Execution, _: object) -> None:
         execution.settle()
         self.running.pop(execution.record.id, None)
+        if self._holds_a_limit(execution.record):
+            # Its outcome is committed: a task held back by the same limit may now
+            # start in another process (this one claimed at the finish already).
+            self._rt.store.wake_others()
         task = execution.task
         if task is not None and not task.cancelled() and task.exception() is not None:
             log.error("task runner crashed", exc_info=task.exception())

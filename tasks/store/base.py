@@ -138,8 +138,19 @@ class Store(WorkerRegistry, Protocol):
     def on_new_work(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` when another process signals new or due work.
 
-        Backends without cross-process notification (SQLite) never call it; the
-        dispatcher then finds other processes' tasks by polling.
+        PostgreSQL: LISTEN/NOTIFY; SQLite: a datagram socket per listening
+        process next to the database file. A signal may be lost; the
+        dispatcher's poll then finds the work.
+        """
+
+    def wake_others(self) -> None:
+        """Signal every other process listening (:meth:`on_new_work`) to look for work.
+
+        The store signals by itself after a commit that made work due (an
+        insert, a requeue, a release); this is for commits that made work
+        claimable otherwise (a freed slot of a limit shared between
+        processes). Never blocks, never raises; a lost signal is made up by
+        polling.
         """
 
     def on_limit_wait(self, callback: Callable[[float], None]) -> None:

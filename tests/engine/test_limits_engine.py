@@ -18,6 +18,7 @@ from quart import Quart
 from tasks import InvalidArgumentsError, State, Tasks, current_task
 from tasks.compat import CeleryTasks
 from tasks.limits import Rate
+from tests.conftest import eventually
 
 SLOW_POLL = 60.0
 """Far longer than any wait below: work must be found by wake-ups, not polls."""
@@ -218,3 +219,35 @@ def test_rate_limit_spelling_follows_celery(given: str | int, count: int, period
         return None
 
     assert tasks.get_task("celery_rated").limits.rate == Rate(count, period)
+
+
+async def test_a_slot_freed_in_one_process_is_taken_by_another_at_once(backend_url: str) -> None:
+    # One concurrency slot shared by queues "a" and "b"; only `one` serves "a" and only
+    # `two` serves "b". When the task on "a" ends, `two` must hear of the freed slot:
+    # its poll is a minute away.
+    one, two = make_tasks(), make_tasks()
+    async with AsyncExitStack() as stack:
+        await serve(stack, one, backend_url, TASKS_QUEUES="a")
+        await serve(stack, two, backend_url, TASKS_QUEUES="b")
+        blocked = one.get_task("blocked")
+        first = await blocked.options(queue="a").enqueue()
+        second = await blocked.options(queue="b").enqueue()
+
+        async def first_running() -> bool:
+            return (await one.get(first.id)).state is State.RUNNING
+
+        await eventually(first_running)
+        waiting = await two.why_waiting(await two.get(second.id))
+        assert waiting is not None
+        assert waiting.reason == "concurrency_limit"
+        # Let `two`'s poll pause grow past the bound below: only a wake-up can meet it.
+        dispatcher = two.runtime.dispatcher
+        assert dispatcher is not None
+
+        async def paused_long() -> bool:
+            return dispatcher.poll_pause >= 5.0
+
+        await eventually(paused_long, timeout=30)
+        gate["blocked"].set()
+        assert await first.result(10) == "released"
+        assert await second.result(3) == "released"

@@ -76,7 +76,6 @@ async def test_postgres_concurrent_starters_migrate_once(postgres_schema_url: st
             (2, "0002_cancelling.sql"),
             (3, "0003_schedules.sql"),
             (4, "0004_retry_control.sql"),
-            (5, "0005_workers.sql"),
         ]
         assert sorted((r["version"], r["name"]) for r in rows) == shipped  # each once
         await add(stores[0])

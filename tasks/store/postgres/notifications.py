@@ -16,6 +16,7 @@ from collections.abc import Callable
 import asyncpg
 
 from tasks.store.postgres.connection import Connection, redact
+from tasks.store.queries import load_queries
 
 log = logging.getLogger("tasks.store")
 
@@ -28,6 +29,11 @@ _CHANNEL_SQL = (
 )
 NOTIFY = f"SELECT pg_notify({_CHANNEL_SQL}, '')"
 """Wakes every listener of this schema when the transaction that runs it commits."""
+NOTIFY_AFTER_INSERT = (
+    f"WITH inserted AS ({load_queries('postgres')['insert_many']} RETURNING 1)"
+    f" SELECT pg_notify({_CHANNEL_SQL}, '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_row"
+)
+"""``insert_many`` and :data:`NOTIFY` in one statement (one round trip in autocommit)."""
 
 _BACKOFF_MIN = 0.5
 _BACKOFF_MAX = 30.0

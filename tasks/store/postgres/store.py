@@ -49,6 +49,7 @@ log = logging.getLogger("tasks.store")
 
 _T = TypeVar("_T")
 _TXN_RETRIES = 3
+_NOTIFY_ERRORS: tuple[type[BaseException], ...] = (*DB_ERRORS, StoreUnavailableError)
 
 
 class PostgresStore(ScheduleStore, PostgresWorkers, PostgresReads):
@@ -94,6 +95,9 @@ class PostgresStore(ScheduleStore, PostgresWorkers, PostgresReads):
         self._free_since = {}
         self._opened = False
         self._closed = False
+        self._writer: Connection = None
+        self._notifying: set[asyncio.Task[None]] = set()
+        """The pooled connection group commit keeps for its transactions (pools of 2+)."""
 
     def __repr__(self) -> str:
         return f"<PostgresStore {self._description}>"
@@ -129,6 +133,7 @@ class PostgresStore(ScheduleStore, PostgresWorkers, PostgresReads):
             await self._commits.close()
         finally:
             await self._stop_sessions()
+            await self._drop_writer()
             await self._listener.stop()
             pool, self._pool = self._pool, None
             if pool is not None:
@@ -158,6 +163,20 @@ class PostgresStore(ScheduleStore, PostgresWorkers, PostgresReads):
         self._listener.callbacks.append(callback)
         if self._opened and not self._closed and not self._listener.started:
             self._listener.start()
+
+    def wake_others(self) -> None:
+        """Send the new-work ``NOTIFY`` now, outside any batch; see :meth:`Store.wake_others`."""
+        if self._pool is None or self._closed:
+            return
+        task = asyncio.get_running_loop().create_task(self._notify(), name="tasks-notify")
+        self._notifying.add(task)
+        task.add_done_callback(self._notifying.discard)
+
+    async def _notify(self) -> None:
+        try:
+            await self._db.execute(NOTIFY)
+        except _NOTIFY_ERRORS as exc:  # polling makes up for it
+            log.debug("could not notify other processes: %s", self._cause(exc))
 
     @property
     def listening(self) -> bool:
@@ -284,10 +303,44 @@ class PostgresStore(ScheduleStore, PostgresWorkers, PostgresReads):
         except ClosedError as exc:
             raise StoreUnavailableError(f"{self._description} is closed") from exc
 
+    async def _in_transaction(self, batch: Sequence[WriteRequest]) -> builtins.list[Any]:
+        """Run the batch on the kept writer connection (or, in a pool of one, a borrowed one).
+
+        Keeping it saves a round trip per transaction: a connection given back
+        to an asyncpg pool is reset on the server. A connection that fails in
+        a way that is not the batch's own is given back and replaced.
+        """
+        pool = self._db
+        if self.pool_size < 2:
+            async with pool.acquire() as conn:
+                return await run_transaction(conn, batch)
+        if self._writer is None:
+            self._writer = await pool.acquire()
+        try:
+            return await run_transaction(self._writer, batch)
+        except BaseException as exc:
+            if not (isinstance(exc, Exception) and request_error(exc)) or (
+                self._writer is not None and self._writer.is_in_transaction()
+            ):
+                await self._drop_writer()
+            raise
+
+    async def _drop_writer(self) -> None:
+        """Give the writer's connection back to the pool (which closes it if broken)."""
+        conn, self._writer = self._writer, None
+        if conn is None or self._pool is None:
+            return
+        try:
+            await asyncio.wait_for(self._pool.release(conn), timeout=self.connect_timeout)
+        except BaseException as exc:
+            conn.terminate()
+            if not isinstance(exc, Exception):
+                raise
+
     async def _run_batch(self, batch: Sequence[WriteRequest]) -> builtins.list[Any]:
         for attempt in range(_TXN_RETRIES):
             try:
-                results = await run_transaction(self._db, batch)
+                results = await self._in_transaction(batch)
                 return [self._rejected(r) if isinstance(r, RequestFailed) else r for r in results]
             except RETRYABLE as exc:
                 if attempt + 1 < _TXN_RETRIES:

@@ -1,8 +1,16 @@
-"""One group-commit batch as one PostgreSQL transaction on one pooled connection.
+"""One group-commit batch as one PostgreSQL transaction on the writer's connection.
 
 :func:`run_transaction` answers every request of the batch, or raises and
 commits none of them. If the transaction made work due it sends
 :data:`~tasks.store.postgres.notifications.NOTIFY`, delivered on commit.
+
+Round trips are what a lone writer waits for, so a batch costs as few as it
+can: ``BEGIN``, one statement per kind of request, and ``COMMIT`` sent
+together with the ``NOTIFY`` (one simple-protocol message). A batch of
+plain inserts (no idempotency key, no backlog bound) is a single statement
+in autocommit, its ``NOTIFY`` in the same statement: one round trip, durable
+when it returns. (A lone claim is not given the same shortcut: a claim that
+enforces limits is several statements under one advisory lock.)
 """
 
 from __future__ import annotations
@@ -13,15 +21,16 @@ from typing import Any
 
 import asyncpg
 
+from tasks.store.base import Inserted
 from tasks.store.batching import RequestFailed, WriteRequest
 from tasks.store.postgres import claims, writes
-from tasks.store.postgres.connection import DB_ERRORS
-from tasks.store.postgres.notifications import NOTIFY
+from tasks.store.postgres.connection import DB_ERRORS, Connection
+from tasks.store.postgres.notifications import NOTIFY, NOTIFY_AFTER_INSERT
 from tasks.store.postgres.writes import Tx
 
 
-async def run_transaction(pool: Any, batch: Sequence[WriteRequest]) -> list[Any]:
-    """Run one batch in one transaction.
+async def run_transaction(conn: Connection, batch: Sequence[WriteRequest]) -> list[Any]:
+    """Run one batch in one transaction on ``conn`` (no transaction open on it).
 
     The requests are first applied together. If one of them fails by
     itself (:func:`request_error`), the transaction is rolled back and
@@ -29,19 +38,51 @@ async def run_transaction(pool: Any, batch: Sequence[WriteRequest]) -> list[Any]
     failing requests get :class:`RequestFailed`, the others commit.
     """
     try:
-        return await _transaction_once(pool, batch, each=False)
+        if _plain_inserts(batch):
+            return await _insert_statement(conn, batch)
+        return await _transaction_once(conn, batch, each=False)
     except Exception as exc:
         if len(batch) == 1 or not request_error(exc):
             raise
-    return await _transaction_once(pool, batch, each=True)
+    return await _transaction_once(conn, batch, each=True)
 
 
-async def _transaction_once(pool: Any, batch: Sequence[WriteRequest], *, each: bool) -> list[Any]:
-    async with pool.acquire() as conn, conn.transaction():
-        tx = Tx(conn, time.time())
+def _plain_inserts(batch: Sequence[WriteRequest]) -> bool:
+    """Whether the batch holds only inserts of tasks without a key, with no backlog bound."""
+    return all(
+        request.kind == "insert"
+        and not request.payload[1]
+        and all(
+            task.idempotency_key is None and task.limits.unique_key is None
+            for task in request.payload[0]
+        )
+        for request in batch
+    )
+
+
+async def _insert_statement(conn: Connection, batch: Sequence[WriteRequest]) -> list[Any]:
+    """Every task of the batch in one autocommitted ``INSERT``, with its ``NOTIFY``."""
+    tasks = [task for request in batch for task in request.payload[0]]
+    await conn.execute(NOTIFY_AFTER_INSERT, *writes.insert_columns(tasks))
+    return [[Inserted(task.id, True) for task in request.payload[0]] for request in batch]
+
+
+async def _transaction_once(
+    conn: Connection, batch: Sequence[WriteRequest], *, each: bool
+) -> list[Any]:
+    # The clock is read before BEGIN: WAITED (added to it for leases and
+    # started_at) counts from the server's start of the transaction, so a
+    # stamp never runs ahead of the time it was written.
+    now = time.time()
+    await conn.execute("BEGIN")
+    try:
+        tx = Tx(conn, now)
         results = await (_apply_each(tx, batch) if each else _apply(tx, batch))
-        if tx.notify:
-            await conn.execute(NOTIFY)  # delivered when this transaction commits
+        await conn.execute(f"{NOTIFY}; COMMIT" if tx.notify else "COMMIT")
+    except BaseException:
+        if not conn.is_closed() and conn.is_in_transaction():
+            await conn.execute("ROLLBACK")
+        raise
     return results
 
 
@@ -50,14 +91,16 @@ async def _apply_each(tx: Tx, batch: Sequence[WriteRequest]) -> list[Any]:
     results: list[Any] = []
     for request in batch:
         notify = tx.notify
+        await tx.conn.execute("SAVEPOINT request")
         try:
-            async with tx.conn.transaction():
-                [result] = await _apply(tx, [request])
+            [result] = await _apply(tx, [request])
         except Exception as exc:
             if not request_error(exc):
                 raise
+            await tx.conn.execute("ROLLBACK TO SAVEPOINT request")
             tx.notify = notify
             result = RequestFailed(exc)
+        await tx.conn.execute("RELEASE SAVEPOINT request")
         results.append(result)
     return results
 

@@ -129,26 +129,30 @@ async def insert_tasks(conn: Connection, tasks: Sequence[NewTask]) -> list[Inser
             continue
         answers.append(await _insert_keyed(conn, task))
     if plain:
-        await conn.execute(
-            _INSERT_MANY,
-            [t.id for t in plain],
-            [t.name for t in plain],
-            [t.queue for t in plain],
-            [t.args_json for t in plain],
-            [t.kwargs_json for t in plain],
-            [t.priority for t in plain],
-            [t.max_attempts for t in plain],
-            [t.run_at for t in plain],
-            [t.created_at for t in plain],
-            [t.timeout for t in plain],
-            [t.limits.concurrency_key for t in plain],
-            [t.limits.concurrency_limit for t in plain],
-            [t.limits.rate_key for t in plain],
-            [t.limits.rate_limit for t in plain],
-            [t.limits.rate_period for t in plain],
-            [t.trace_context for t in plain],
-        )
+        await conn.execute(_INSERT_MANY, *insert_columns(plain))
     return answers
+
+
+def insert_columns(tasks: Sequence[NewTask]) -> list[list[Any]]:
+    """The array parameters of ``insert_many`` for ``tasks`` (none with a key)."""
+    return [
+        [t.id for t in tasks],
+        [t.name for t in tasks],
+        [t.queue for t in tasks],
+        [t.args_json for t in tasks],
+        [t.kwargs_json for t in tasks],
+        [t.priority for t in tasks],
+        [t.max_attempts for t in tasks],
+        [t.run_at for t in tasks],
+        [t.created_at for t in tasks],
+        [t.timeout for t in tasks],
+        [t.limits.concurrency_key for t in tasks],
+        [t.limits.concurrency_limit for t in tasks],
+        [t.limits.rate_key for t in tasks],
+        [t.limits.rate_limit for t in tasks],
+        [t.limits.rate_period for t in tasks],
+        [t.trace_context for t in tasks],
+    ]
 
 
 async def _insert_keyed(conn: Connection, task: NewTask) -> Inserted:
@@ -232,8 +236,7 @@ async def apply_finishes(
             column.append(value)
     rows = await tx.conn.fetch(_FINISH, *columns, now)
     applied = {row[0] - 1 for row in rows}  # ordinality counts from 1
-    # A freed concurrency slot may let another process claim a task held back.
-    if any(row[1] for row in rows) or any(_makes_due_work(changes[i], now) for i in applied):
+    if any(_makes_due_work(changes[i], now) for i in applied):
         tx.notify = True
     start = 0
     for index in indexes:

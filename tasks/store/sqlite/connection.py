@@ -65,6 +65,31 @@ async def connect(path: str, busy_timeout: float, synchronous: str) -> aiosqlite
     return conn
 
 
+def connect_inline(path: str, synchronous: str) -> sqlite3.Connection:
+    """A writer connection for small batches on the event loop's thread.
+
+    Its busy timeout is 0: when another process holds the write lock, its
+    ``BEGIN IMMEDIATE`` fails at once (the batch then waits on the writer's
+    thread instead of blocking the loop). Like the writer it never
+    checkpoints. Opened on any thread, used only by the loop's.
+    """
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA busy_timeout=0")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether ``exc`` says another connection holds the lock."""
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
 WAL_ATTEMPTS = 100
 WAL_RETRY_PAUSE = 0.02
 """Seconds between two tries of a contended switch to WAL (2 s in all)."""

@@ -4,10 +4,13 @@ Two connections: a writer that runs every state change through
 :class:`~tasks.store.batching.GroupCommit` in ``BEGIN IMMEDIATE``
 transactions (:mod:`~tasks.store.sqlite.transaction`), and a reader for
 queries (:mod:`~tasks.store.sqlite.reads`). A third connection checkpoints
-the WAL (:mod:`~tasks.store.sqlite.checkpoints`). The methods here only
-check their arguments and submit; the SQL lives in the modules they submit
-to. A transaction that finds the file locked by another process is retried
-a bounded number of times.
+the WAL (:mod:`~tasks.store.sqlite.checkpoints`). Small batches run on the
+event loop's thread through a fourth, lock-or-fail connection, when the lock
+is free at once. The methods here only check their arguments and submit;
+the SQL lives in the modules they submit to. A transaction that finds the
+file locked by another process is retried a bounded number of times. After
+a commit that made work due, other processes are woken
+(:mod:`~tasks.store.sqlite.wakeups`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,9 @@ import builtins
 import contextlib
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
@@ -36,14 +41,35 @@ from tasks.store.batching import (
 from tasks.store.schedule_store import ScheduleStore
 from tasks.store.sqlite import connection, control, schedules, writes
 from tasks.store.sqlite.checkpoints import checkpoint_loop
-from tasks.store.sqlite.connection import FileIdentity, on_connection_thread, sqlite_path
+from tasks.store.sqlite.connection import FileIdentity, busy, on_connection_thread, sqlite_path
 from tasks.store.sqlite.reads import SQLiteReads
-from tasks.store.sqlite.transaction import request_error, run_transaction
+from tasks.store.sqlite.transaction import (
+    inline_size,
+    request_error,
+    run_transaction,
+    work_for_others,
+)
+from tasks.store.sqlite.wakeups import WakeSockets
 from tasks.store.sqlite.workers import SQLiteWorkers
 
 log = logging.getLogger("tasks.store")
 
 _BUSY_RETRIES = 3
+_WAKING = frozenset({"release", "reclaim_expired", "reclaim_owners", "retry", "fire"})
+"""Names of the ``call`` functions that may make work due for other processes
+(requeues, retries, a schedule's tasks): by name, wherever they live."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """A ``call`` request's payload: ``fn(connection, *args)``; ``wakes`` other processes."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    wakes: bool
+
+    def __call__(self, conn: sqlite3.Connection) -> Any:
+        return self.fn(conn, *self.args)
 
 
 class SQLiteStore(ScheduleStore, SQLiteWorkers, SQLiteReads):
@@ -62,12 +88,16 @@ class SQLiteStore(ScheduleStore, SQLiteWorkers, SQLiteReads):
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._checkpointer: aiosqlite.Connection | None = None
+        self._inline: sqlite3.Connection | None = None
+        """Small batches, on the loop's thread (not with synchronous FULL: an fsync there)."""
         self._checkpoints: asyncio.Task[None] | None = None
         self._commit_count = 0
         """Transactions committed by this store (the checkpointer compares it)."""
         self._commits = GroupCommit(self._run_batch)
         self._files = FileIdentity(self.path)
         self._owner_locks = {}
+        self._wakes = WakeSockets(self.path)
+        self._wake_callbacks: list[Callable[[], None]] = []
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -80,6 +110,10 @@ class SQLiteStore(ScheduleStore, SQLiteWorkers, SQLiteReads):
             self._reader = await self._connect()
             await self._reader.execute("PRAGMA query_only=ON")
             self._checkpointer = await self._connect()
+            if self.synchronous in {"OFF", "NORMAL"}:
+                self._inline = await asyncio.to_thread(
+                    connection.connect_inline, self.path, self.synchronous
+                )
             self._files.record()
         except (sqlite3.Error, OSError) as exc:
             await self.close()
@@ -88,6 +122,8 @@ class SQLiteStore(ScheduleStore, SQLiteWorkers, SQLiteReads):
                 f"cannot open task database {self.path}: {exc}{f' ({cause})' if cause else ''}"
             ) from exc
         self._commits.start()
+        if self._wake_callbacks:
+            self._wakes.listen(self._woken)
         self._checkpoints = asyncio.create_task(
             checkpoint_loop(self.path, lambda: self._checkpointer, lambda: self._commit_count),
             name="tasks-checkpoint",
@@ -105,6 +141,10 @@ class SQLiteStore(ScheduleStore, SQLiteWorkers, SQLiteReads):
         try:
             await self._commits.close()
         finally:
+            self._wakes.close()
+            if self._inline is not None:
+                self._inline.close()
+                self._inline = None
             if self._checkpoints is not None:
                 self._checkpoints.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -117,7 +157,37 @@ class SQLiteStore(ScheduleStore, SQLiteWorkers, SQLiteReads):
             self._release_locks()
 
     def on_new_work(self, callback: Callable[[], None]) -> None:
-        """SQLite cannot signal other processes: the dispatcher polls instead."""
+        """Call ``callback`` when another process wakes this one (work it made due).
+
+        Listens on a datagram socket next to the database (see
+        :mod:`~tasks.store.sqlite.wakeups`); a lost wake-up is found by polling.
+        """
+        self._wake_callbacks.append(callback)
+        if self._writer is not None:
+            self._wakes.listen(self._woken)
+
+    def _woken(self) -> None:
+        for callback in list(self._wake_callbacks):
+            callback()
+
+    @property
+    def listening(self) -> bool:
+        """Whether other processes can wake this one (its wake socket is bound)."""
+        return self._wakes.listening
+
+    @property
+    def wake_directory(self) -> str:
+        """Where the wake-up sockets of the processes using this file are."""
+        return self._wakes.directory
+
+    def wake_others(self) -> None:
+        """Wake every other process listening on this database (never blocks, never raises).
+
+        The store does this itself after a commit that made work due; call it
+        after a commit that made work claimable in another way (a freed slot
+        of a shared concurrency limit).
+        """
+        self._wakes.signal()
 
     @property
     def _db(self) -> aiosqlite.Connection:
@@ -223,7 +293,7 @@ class SQLiteStore(ScheduleStore, SQLiteWorkers, SQLiteReads):
 
     async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(connection, *args)`` in a group-commit transaction."""
-        return await self._write("call", lambda conn: fn(conn, *args))
+        return await self._write("call", _Call(fn, args, fn.__name__ in _WAKING))
 
     async def _write(self, kind: str, payload: Any) -> Any:
         try:
@@ -237,11 +307,11 @@ class SQLiteStore(ScheduleStore, SQLiteWorkers, SQLiteReads):
                 results = await self._transaction(batch)
                 return [self._rejected(r) if isinstance(r, RequestFailed) else r for r in results]
             except sqlite3.OperationalError as exc:
-                busy = "locked" in str(exc) or "busy" in str(exc)
-                if busy and attempt + 1 < _BUSY_RETRIES:
+                locked = busy(exc)
+                if locked and attempt + 1 < _BUSY_RETRIES:
                     log.warning("task database busy, retrying: %s", exc)
                     continue
-                if busy:
+                if locked:
                     raise StoreUnavailableError(
                         f"cannot write task database {self.path}: other writers held it for"
                         f" {_BUSY_RETRIES} x {self.busy_timeout:g} s; try again later"
@@ -262,16 +332,45 @@ class SQLiteStore(ScheduleStore, SQLiteWorkers, SQLiteReads):
         return rejected(failed, f"task database {self.path}")
 
     async def _transaction(self, batch: Sequence[WriteRequest]) -> builtins.list[Any]:
-        """Run one batch in one transaction, in one round trip to the writer's thread.
+        """Run one batch in one transaction: on the loop's thread if small and the lock
+        is free at once, else in one round trip to the writer's thread.
 
         The whole transaction (``BEGIN IMMEDIATE``, every statement, ``COMMIT``)
         is one call on the writer connection's aiosqlite thread: each round
         trip between the event loop and that thread waits for the OS to
         schedule the other side, and under load for a turn of the busy loop.
+        A small batch (see :func:`inline_size`) costs less than that round
+        trip, so it runs inline when it can take the write lock without
+        waiting; larger batches stay on the thread, where SQLite's work
+        overlaps the loop's (``sqlite3`` releases the GIL).
         """
         db = self._db
-        results = await on_connection_thread(db, run_transaction, batch, self.check_files)
+        inline = self._inline
+        if inline is not None and inline_size(batch):
+            try:
+                inline.execute("BEGIN IMMEDIATE")  # fails at once if another process writes
+            except sqlite3.OperationalError as exc:
+                if not busy(exc):
+                    raise
+            else:
+                results = self._committed(inline, batch, begun=True)
+                self._commit_count += 1
+                return results
+        results = await on_connection_thread(db, self._committed, batch)
         self._commit_count += 1
+        return results
+
+    def _committed(
+        self, conn: sqlite3.Connection, batch: Sequence[WriteRequest], *, begun: bool = False
+    ) -> builtins.list[Any]:
+        """Run the batch's transaction, then wake other processes if it made work due.
+
+        Runs on the thread that commits, so the wake-up leaves right after the
+        commit, before this process's loop hears of it.
+        """
+        results = run_transaction(conn, batch, self.check_files, begun=begun)
+        if work_for_others(batch, results, time.time()):
+            self._wakes.signal()
         return results
 
     # -- reads ---------------------------------------------------------------

@@ -14,14 +14,22 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from tasks.model import State
 from tasks.store.batching import RequestFailed, WriteRequest
 from tasks.store.sqlite import claims, writes
 
+INLINE_ROWS = 32
+"""A batch touching at most this many rows may run on the event loop's thread."""
+
 
 def run_transaction(
-    conn: sqlite3.Connection, batch: Sequence[WriteRequest], check_files: Callable[[], None]
+    conn: sqlite3.Connection,
+    batch: Sequence[WriteRequest],
+    check_files: Callable[[], None],
+    *,
+    begun: bool = False,
 ) -> list[Any]:
-    """One batch as one ``BEGIN IMMEDIATE`` transaction.
+    """One batch as one ``BEGIN IMMEDIATE`` transaction (already begun if ``begun``).
 
     The batch's clock (leases, ``started_at``, ``finished_at``) is read once
     the write lock is held: ``BEGIN IMMEDIATE`` may wait seconds for another
@@ -33,7 +41,8 @@ def run_transaction(
     :class:`RequestFailed`, the others commit. Any other error fails the
     whole batch, as does ``check_files`` raising (the file is not the one opened).
     """
-    conn.execute("BEGIN IMMEDIATE")
+    if not begun:
+        conn.execute("BEGIN IMMEDIATE")
     try:
         check_files()
         try:
@@ -103,3 +112,60 @@ def _apply(conn: sqlite3.Connection, batch: Sequence[WriteRequest], now: float) 
     for index in by_kind.get("claim", ()):
         results[index] = claims.claim(conn, *batch[index].payload, now=now)
     return results
+
+
+def inline_size(batch: Sequence[WriteRequest]) -> bool:
+    """Whether ``batch`` is small enough to run on the event loop's thread.
+
+    Rows inserted, finished and progressed, plus each claim's limit; a
+    ``call`` (reclaims, purges: unbounded work) never runs there.
+    """
+    rows = 0
+    for request in batch:
+        kind, payload = request.kind, request.payload
+        if kind == "call":
+            return False
+        if kind == "insert":
+            rows += len(payload[0])
+        elif kind == "finish":
+            rows += len(payload)
+        elif kind == "claim":
+            rows += payload[2]
+        else:
+            rows += 1
+        if rows > INLINE_ROWS:
+            return False
+    return True
+
+
+def work_for_others(batch: Sequence[WriteRequest], results: Sequence[Any], now: float) -> bool:
+    """Whether this committed batch made work due that other processes may claim.
+
+    Inserted tasks due by ``now`` count unless a claim of the same batch took
+    every due task of their queue (it came back short of its limit); so do
+    requeued outcomes due now and ``call`` requests marked ``wakes`` (release,
+    reclaim, retry, a schedule's tasks).
+    """
+    drained: set[str] = set()
+    for request, result in zip(batch, results, strict=True):
+        if request.kind == "claim" and not isinstance(result, RequestFailed):
+            queues, limit = request.payload[1], request.payload[2]  # (owner, queues, limit, ...)
+            records = getattr(result, "records", result)  # a list, or a result holding one
+            if len(records) < limit:
+                drained.update(queues)
+    for request, result in zip(batch, results, strict=True):
+        if isinstance(result, RequestFailed):
+            continue
+        kind, payload = request.kind, request.payload
+        if kind == "insert":
+            for task, answer in zip(payload[0], result, strict=True):
+                if answer.created and task.run_at <= now and task.queue not in drained:
+                    return True
+        elif kind == "finish":
+            for change, applied in zip(payload, result, strict=True):
+                due = change.run_at is None or change.run_at <= now
+                if applied and change.state is State.QUEUED and due:
+                    return True
+        elif kind == "call" and getattr(payload, "wakes", False):
+            return True
+    return False

@@ -81,7 +81,7 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text
           progress_current, progress_total, progress_message, owner, entry, snooze, ord)
 WHERE tasks.id = v.id AND tasks.lease_owner = v.owner
     AND (tasks.state = 'running' OR (tasks.state = 'cancelling' AND v.state = 'cancelled'))
-RETURNING v.ord, tasks.concurrency_key IS NOT NULL
+RETURNING v.ord
 
 -- name: progress
 UPDATE tasks SET
