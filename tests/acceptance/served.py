@@ -6,9 +6,11 @@ every worker process appends ``started <task id> <pid>`` to the file named by
 several processes never interleave), which lets a test count how many times
 each task body began, across kills and restarts.
 
-``accept.limited`` (concurrency 3) and ``accept.rated`` (20 starts a second)
-append ``run <task id> <pid> <begin> <end>`` (Unix times) when their body ends,
-for the flow-control tests.
+With ``ACCEPT_FLOW_TASKS=1``, ``accept.limited`` (concurrency 3) and
+``accept.rated`` (20 starts a second) can be started over HTTP; they append
+``run <task id> <pid> <begin> <end>`` (Unix times) when their body ends, for
+the flow-control tests. (Only then: the reference app exposes its demo tasks
+alone, which other tests check in this same Python process.)
 
 With ``ACCEPT_TICK_EVERY=<seconds>``, the task ``accept.tick`` runs on an
 interval schedule (missed slots: ``all``), for the schedule tests.
@@ -45,7 +47,6 @@ async def tick() -> None:
     """A periodic no-op; its slots are read from the store's idempotency keys."""
 
 
-@tasks.task(name="accept.limited", http=True, concurrency=3)
 async def limited() -> None:
     """A short run that logs its interval; never more than 3 at once in the fleet."""
     begin = time.time()
@@ -53,12 +54,15 @@ async def limited() -> None:
     _write(f"run {current_task().id} {os.getpid()} {begin!r} {time.time()!r}\n")
 
 
-@tasks.task(name="accept.rated", http=True, rate_limit="20/s")
 async def rated() -> None:
     """A no-op that logs its interval; at most 20 starts a second in the fleet."""
     begin = time.time()
     _write(f"run {current_task().id} {os.getpid()} {begin!r} {time.time()!r}\n")
 
+
+if os.environ.get("ACCEPT_FLOW_TASKS"):
+    tasks.task(name="accept.limited", http=True, timeout=30, concurrency=3)(limited)
+    tasks.task(name="accept.rated", http=True, timeout=30, rate_limit="20/s")(rated)
 
 if os.environ.get("ACCEPT_TICK_EVERY"):
     tasks.schedule(tick, every=float(os.environ["ACCEPT_TICK_EVERY"]), missed="all")

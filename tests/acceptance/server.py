@@ -151,9 +151,15 @@ class Server(Hypercorn):
 
 
 def insert_tasks(
-    database_url: str, name: str, args_list: Sequence[list[Any]], *, max_attempts: int = 3
+    database_url: str,
+    name: str,
+    args_list: Sequence[list[Any]],
+    *,
+    max_attempts: int = 3,
+    run_at: float | None = None,
 ) -> list[str]:
-    """Insert queued tasks into a SQLite task store from outside the server."""
+    """Insert queued tasks (due at ``run_at``, default now) into a SQLite task store from
+    outside the server."""
     now = time.time()
     rows = [
         NewTask(
@@ -164,7 +170,7 @@ def insert_tasks(
             kwargs_json="{}",
             priority=0,
             max_attempts=max_attempts,
-            run_at=now,
+            run_at=now if run_at is None else run_at,
             created_at=now,
             idempotency_key=None,
         )

@@ -39,7 +39,7 @@ def fleet(
     url = ""
     if request.param == "postgres":
         url = request.getfixturevalue("postgres_schema_url")
-    env = {"TASKS_LEASE_SECONDS": "10", "TASKS_HEARTBEAT_SECONDS": "2"}
+    env = {"TASKS_LEASE_SECONDS": "10", "TASKS_HEARTBEAT_SECONDS": "2", "ACCEPT_FLOW_TASKS": "1"}
     if url:
         env["TASKS_DATABASE_URL"] = url
     server = make_server(workers=2, env=env)

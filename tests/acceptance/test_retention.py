@@ -61,8 +61,9 @@ def test_server_purges_expired_results_in_the_background(make_server: ServerFact
     done = server.enqueue("demo.echo", [[n] for n in range(20)])
     [running] = server.enqueue("demo.sleep", [[600]])
     now = time.time()
-    [later] = insert_tasks(server.database_url, "demo.echo", [[0]])
-    _delay(server.db_path, later, now + 3600)
+    # Due in an hour from the start: inserted due now and delayed after, it could
+    # run in between (an outside insert wakes the server at once).
+    [later] = insert_tasks(server.database_url, "demo.echo", [[0]], run_at=now + 3600)
 
     poll(lambda: not (set(done) & {r[0] for r in _ids(server.db_path)}), 60, "results purged")
     states = dict(_ids(server.db_path))
@@ -74,8 +75,3 @@ def test_server_purges_expired_results_in_the_background(make_server: ServerFact
 def _ids(db: Path) -> list[tuple[str, str]]:
     with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
         return conn.execute("SELECT id, state FROM tasks").fetchall()
-
-
-def _delay(db: Path, task_id: str, run_at: float) -> None:
-    with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn, conn:
-        conn.execute("UPDATE tasks SET run_at = ? WHERE id = ?", (run_at, task_id))

@@ -114,7 +114,7 @@ def test_the_reference_app_shows_its_minutely_report_schedule(make_server: Serve
     report = schedules["demo.report"]
     assert (report["task"], report["cron"], report["paused"]) == ("demo.report", "* * * * *", False)
     assert report["next_slot"].endswith(":00Z")
-    with urllib.request.urlopen(f"{web.base_url}/tasks/dashboard", timeout=30) as response:
+    with urllib.request.urlopen(f"{web.base_url}/tasks/dashboard/queues", timeout=30) as response:
         page = response.read().decode()
     assert 'id="schedules"' in page
     assert 'data-schedule="demo.report"' in page
