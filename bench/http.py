@@ -123,9 +123,11 @@ def measure(
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-    server = subprocess.Popen(
-        command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    # The server's log goes to a file: a pipe nobody reads fills up after 64 KiB of
+    # log lines (two per task at INFO) and then blocks the server mid-benchmark.
+    log_path = os.path.join(folder, "server.log")
+    log = open(log_path, "wb")  # noqa: SIM115 (closed with the server, below)
+    server = subprocess.Popen(command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(f"{base}/healthz", server, time.monotonic() + 60)
@@ -144,7 +146,11 @@ def measure(
                 if done >= accepted and rows == done:
                     break
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"only {done} of {rows} stored tasks completed")
+                    with open(log_path, "rb") as written:
+                        tail = written.read()[-2000:].decode(errors="replace")
+                    raise RuntimeError(
+                        f"only {done} of {rows} stored tasks completed; server log:\n{tail}"
+                    )
                 time.sleep(0.2)
     finally:
         for process in (server, worker):
@@ -156,6 +162,7 @@ def measure(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        log.close()
         shutil.rmtree(folder, ignore_errors=True)
     where = " (tasks run in a worker process)" if worker_process else ""
     return [
