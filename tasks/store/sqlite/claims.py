@@ -42,12 +42,14 @@ def claim(
     if limit <= 0:
         return Claimed([])
     caps = {q: caps[q] for q in queues if q in caps}
-    limited = conn.execute(_sql("limited_due", len(queues)), (*queues, now)).fetchone()
-    if limited is None and not caps:
-        rows = conn.execute(
-            _sql("claim", len(queues)), (now, owner, now + lease_seconds, now, *queues, limit)
-        ).fetchall()
-        return Claimed(_records(rows))
+    if not caps:
+        params = (now, owner, now + lease_seconds, now, *queues, *queues, now, limit)
+        rows = conn.execute(_sql("claim", len(queues)), params).fetchall()
+        if (
+            rows
+            or conn.execute(_sql("limited_due", len(queues)), (*queues, now)).fetchone() is None
+        ):
+            return Claimed(_records(rows))
     return _claim_limited(conn, owner, queues, limit, lease_seconds, caps, now)
 
 

@@ -82,9 +82,15 @@ WHERE id = ? AND state IN ('running', 'cancelling') AND lease_owner = ?
 -- {marks}: one "?" per queue.
 UPDATE tasks SET state = 'running', attempts = attempts + 1, started_at = ?,
     lease_owner = ?, lease_expires_at = ?, version = version + 1
+-- Tasks without limits only, and none while a due task with limits waits in
+-- these queues (the claim then takes the limited path, see sqlite/claims.py).
 WHERE id IN (SELECT id FROM tasks WHERE state = 'queued' AND run_at <= ?
     AND concurrency_key IS NULL AND rate_key IS NULL
-    AND queue IN ({marks}) ORDER BY priority DESC, run_at, id LIMIT ?)
+    AND queue IN ({marks})
+    AND NOT EXISTS (SELECT 1 FROM tasks l WHERE l.state = 'queued'
+        AND (l.concurrency_key IS NOT NULL OR l.rate_key IS NOT NULL)
+        AND l.queue IN ({marks}) AND l.run_at <= ?)
+    ORDER BY priority DESC, run_at, id LIMIT ?)
 RETURNING {columns}
 
 -- name: limited_due
