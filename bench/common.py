@@ -226,6 +226,10 @@ async def engine(options: Options, **settings: Any) -> AsyncIterator[Bench]:
         async def per_key(k: int) -> None:
             return None
 
+        @tasks.task(name="throttled", max_attempts=1, rate_limit="1/h")
+        async def throttled() -> None:
+            return None
+
         @tasks.task(name="rated", max_attempts=1, rate_limit="1000000/s")
         async def rated() -> None:
             return None
