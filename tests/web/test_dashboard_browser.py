@@ -55,3 +55,39 @@ async def test_progress_bar_moves_and_cancel_works(tmp_path: Path) -> None:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as api:
             assert (await api.get(f"/tasks/{sleeper}")).json()["state"] == "cancelled"
             assert (await api.get(f"/tasks/{progress}")).json()["result"] == "12 steps done"
+
+
+async def test_a_cancel_reply_overtaken_by_the_stream_does_not_undo_it(tmp_path: Path) -> None:
+    # The reply to the cancel POST says "cancelling"; the page's stream may deliver
+    # "cancelled" first. The older reply must not put the row back to "cancelling"
+    # (it did: the row stayed there with Retry disabled, as no newer event came).
+    require_chromium()
+    from playwright.async_api import Route, async_playwright, expect
+
+    with hypercorn(tmp_path) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as api:
+            sleep = await api.post("/tasks", json={"name": "demo.sleep", "args": [60]})
+            sleeper = sleep.json()["id"]
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            try:
+                page = await browser.new_page()
+                row = page.locator(f'tr[data-task-id="{sleeper}"]')
+
+                async def reply_late(route: Route) -> None:
+                    answer = await route.fetch()  # the server cancels now
+                    reply = await answer.json()
+                    if reply["state"] == "cancelled":  # the reply as computed a moment earlier
+                        reply["state"], reply["version"] = "cancelling", reply["version"] - 1
+                    assert reply["state"] == "cancelling"
+                    await expect(row.locator(".state")).to_have_text("cancelled", timeout=20_000)
+                    await route.fulfill(status=answer.status, json=reply)  # the older reply lands
+
+                await page.route("**/cancel", reply_late)
+                await page.goto(f"{server.url}/tasks/dashboard")
+                await expect(row.locator(".state")).to_have_text("running", timeout=20_000)
+                await row.locator("button.cancel").click()
+                await expect(row.locator("button.retry")).to_be_enabled(timeout=20_000)
+                await expect(row.locator(".state")).to_have_text("cancelled")
+            finally:
+                await browser.close()

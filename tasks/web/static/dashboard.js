@@ -28,6 +28,13 @@
   }
 
   function render(row, task) {
+    // An answer older than what the row shows (a POST's reply overtaken by the
+    // stream) must not put an earlier state back: keep the row, fix its buttons.
+    if (Number(task.version) < Number(row.dataset.version || 0)) {
+      setButtons(row, row.dataset.state);
+      return;
+    }
+    row.dataset.version = task.version;
     row.dataset.state = task.state;
     TQ.setState(row.querySelector(".state"), task.state);
     var p = TQ.percent(task);
