@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from tasks.errors import InvalidArgumentsError
@@ -138,10 +138,10 @@ def row_limits(
     result = RowLimits()
     if limits.concurrency is not None:
         key = _key(name, "concurrency_key", given, limits.concurrency_key, args, kwargs)
-        result = _with(result, concurrency_key=key, concurrency_limit=limits.concurrency)
+        result = replace(result, concurrency_key=key, concurrency_limit=limits.concurrency)
     if limits.rate is not None:
         key = _key(name, "rate_key", given, limits.rate_key, args, kwargs)
-        result = _with(
+        result = replace(
             result, rate_key=key, rate_limit=limits.rate.count, rate_period=limits.rate.period
         )
     if limits.unique or "unique_key" in given:
@@ -149,7 +149,7 @@ def row_limits(
             key = _key(name, "unique_key", given, limits.unique_key, args, kwargs)
         else:
             key = f"{name}:{_digest(name, args, kwargs)}"
-        result = _with(result, unique_key=key)
+        result = replace(result, unique_key=key)
     return result
 
 
@@ -188,12 +188,6 @@ def _digest(name: str, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
     """A stable hash of the arguments: equal calls get the same unique key."""
     text = dumps([list(args), dict(sorted(kwargs.items()))], f"the arguments of task {name}")
     return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def _with(limits: RowLimits, **changes: Any) -> RowLimits:
-    values = {field: getattr(limits, field) for field in RowLimits.__dataclass_fields__}
-    values.update(changes)
-    return RowLimits(**values)
 
 
 def parse_queue_limits(value: str | Mapping[str, Any]) -> dict[str, int]:

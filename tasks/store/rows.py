@@ -83,6 +83,13 @@ def _limits(row: Sequence[Any]) -> RowLimits:
     return RowLimits(row[27], row[28], row[29], row[30], period, row[32])
 
 
+def claimed_records(rows: Sequence[Sequence[Any]]) -> list[TaskRecord]:
+    """Claimed rows as records, in claim order (priority, then ``run_at``, then id)."""
+    records = [record_from_row(row) for row in rows]
+    records.sort(key=lambda r: (-r.priority, r.run_at, r.id))
+    return records
+
+
 def _errors(text: str) -> list[ErrorInfo]:
     if text == "[]":
         return []

@@ -22,7 +22,7 @@ from tasks.store.admission import ROUNDS, Admission, Candidate, Usage, merge
 from tasks.store.base import Claimed
 from tasks.store.postgres.writes import WAITED, Tx
 from tasks.store.queries import load_queries
-from tasks.store.rows import COLUMNS, record_from_row
+from tasks.store.rows import COLUMNS, claimed_records
 
 _SQL = load_queries("postgres")
 _LIMITS_LOCK = 0x7461736B6C  # held by each limited claim until its transaction ends
@@ -60,7 +60,7 @@ async def apply_claim(
         )
         rows = await tx.conn.fetch(sql, tx.now, owner, tx.now + lease_seconds, queue_arg, limit)
         if rows or await tx.conn.fetchval(_SQL["limited_due"], queues, tx.now) is None:
-            return Claimed(_records(rows))
+            return Claimed(claimed_records(rows))
     return await _claim_limited(tx, owner, queues, limit, lease_seconds, caps)
 
 
@@ -93,7 +93,7 @@ async def _claim_limited(
     if chosen:
         ids = [c.id for c in chosen]
         rows = await conn.fetch(_CLAIM_IDS, owner, lease_seconds, ids)
-        records = _records(rows)
+        records = claimed_records(rows)
         rated = [r for r in records if r.limits.rate_key is not None]
         if rated:
             await conn.execute(
@@ -146,9 +146,3 @@ async def _admit_limited(
         last = rows[-1]
         cursor = (last[2], last[3], last[0])
     return admitted
-
-
-def _records(rows: Sequence[Sequence[object]]) -> list[TaskRecord]:
-    records = [record_from_row(row) for row in rows]
-    records.sort(key=lambda r: (-r.priority, r.run_at, r.id))
-    return records

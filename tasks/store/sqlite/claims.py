@@ -21,7 +21,7 @@ from tasks.model import TaskRecord
 from tasks.store.admission import ROUNDS, Admission, Candidate, Usage, merge
 from tasks.store.base import Claimed
 from tasks.store.queries import load_queries
-from tasks.store.rows import COLUMNS, record_from_row
+from tasks.store.rows import COLUMNS, claimed_records
 from tasks.store.sqlite.binding import marks
 
 _SQL = load_queries("sqlite")
@@ -49,7 +49,7 @@ def claim(
             rows
             or conn.execute(_sql("limited_due", len(queues)), (*queues, now)).fetchone() is None
         ):
-            return Claimed(_records(rows))
+            return Claimed(claimed_records(rows))
     return _claim_limited(conn, owner, queues, limit, lease_seconds, caps, now)
 
 
@@ -78,7 +78,7 @@ def _claim_limited(
         rows = conn.execute(
             _sql("claim_ids", len(ids)), (now, owner, now + lease_seconds, *ids)
         ).fetchall()
-        records = _records(rows)
+        records = claimed_records(rows)
         starts = [
             (r.limits.rate_key, now + r.limits.rate_period, r.limits.rate_limit)
             for r in records
@@ -157,12 +157,6 @@ def _unlimited(
             rows = conn.execute(_sql("unlimited_candidates", 1), (now, queue, room))
             found += [Candidate(*row) for row in rows]
     return found
-
-
-def _records(rows: list[sqlite3.Row] | list[tuple[object, ...]]) -> list[TaskRecord]:
-    records = [record_from_row(row) for row in rows]
-    records.sort(key=lambda r: (-r.priority, r.run_at, r.id))
-    return records
 
 
 @functools.lru_cache(maxsize=128)
