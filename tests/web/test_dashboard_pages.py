@@ -130,10 +130,13 @@ async def test_task_page_shows_traceback_attempts_delay_and_follows_the_task(
             await page.locator("button.cancel").click()
             await expect(page.locator(".task-head .state")).to_have_text("cancelled", timeout=LONG)
 
-            missing = await page.goto(f"{server.url}/tasks/dashboard/task/{'0' * 32}")
+            # The page reloads itself once the task ends; a fresh tab keeps that
+            # reload from interrupting the next navigation.
+            other = await page.context.new_page()
+            missing = await other.goto(f"{server.url}/tasks/dashboard/task/{'0' * 32}")
             assert missing is not None
             assert missing.status == 404
-            await expect(page.locator(".error")).to_contain_text("No task with id")
+            await expect(other.locator(".error")).to_contain_text("No task with id")
 
 
 async def test_task_text_never_runs_in_the_new_pages(tmp_path: Path) -> None:

@@ -30,12 +30,23 @@ _T_COLUMNS = ", ".join(f"tasks.{c.strip()}" for c in COLUMNS.split(","))
 # One queue (the usual case) walks tasks_claimable in order and stops after
 # LIMIT rows; "queue = ANY(...)" cannot use the index order and sorts every
 # due task of those queues.
-_CLAIM_ONE_QUEUE = _SQL["claim"].format(
-    queue_match="queue = $4::text", columns=_T_COLUMNS, waited=WAITED
-)
-_CLAIM_QUEUES = _SQL["claim"].format(
-    queue_match="queue = ANY($4::text[])", columns=_T_COLUMNS, waited=WAITED
-)
+_ONE_QUEUE = "queue = $4::text"
+_QUEUES = "queue = ANY($4::text[])"
+
+
+def _claim_sql(queue_match: str, guarded: bool) -> str:
+    guard = _SQL["claim_guard"].format(queue_match=queue_match) if guarded else ""
+    return _SQL["claim"].format(
+        queue_match=queue_match, guard=guard, columns=_T_COLUMNS, waited=WAITED
+    )
+
+
+# (one queue?, guarded?) -> the fast path's statement
+_CLAIMS = {
+    (one, guarded): _claim_sql(_ONE_QUEUE if one else _QUEUES, guarded)
+    for one in (True, False)
+    for guarded in (True, False)
+}
 _CLAIM_IDS = _SQL["claim_ids"].format(columns=COLUMNS)
 _AFTER = "AND (priority < $6 OR (priority = $6 AND (run_at > $7 OR (run_at = $7 AND id > $8))))"
 _CANDIDATES = _SQL["limited_candidates"].format(after="")
@@ -50,16 +61,21 @@ async def apply_claim(
     lease_seconds: float,
     caps: Mapping[str, int],
 ) -> Claimed:
-    """Lease up to ``limit`` due tasks of ``queues`` to ``owner``, in claim order."""
+    """Lease up to ``limit`` due tasks of ``queues`` to ``owner``, in claim order.
+
+    While ``tx.held`` is active the due limited tasks are known to be held
+    back and tasks without limits are claimed past them (see :mod:`.held`).
+    """
     if limit <= 0:
         return Claimed([])
     caps = {q: caps[q] for q in queues if q in caps}
     if not caps:
-        sql, queue_arg = (
-            (_CLAIM_ONE_QUEUE, queues[0]) if len(queues) == 1 else (_CLAIM_QUEUES, queues)
-        )
+        skip = tx.held.active(tx.now)
+        one = len(queues) == 1
+        sql = _CLAIMS[one, not skip]
+        queue_arg = queues[0] if one else queues
         rows = await tx.conn.fetch(sql, tx.now, owner, tx.now + lease_seconds, queue_arg, limit)
-        if rows or await tx.conn.fetchval(_SQL["limited_due"], queues, tx.now) is None:
+        if rows or skip or await tx.conn.fetchval(_SQL["limited_due"], queues, tx.now) is None:
             return Claimed(claimed_records(rows))
     return await _claim_limited(tx, owner, queues, limit, lease_seconds, caps)
 
@@ -107,6 +123,8 @@ async def _claim_limited(
         reopens = await conn.fetchval(_SQL["rate_reopens"], clock, sorted(admission.spent))
         if reopens is not None:  # the server's clock, told in this process's clock
             reopens = float(reopens) - clock + tx.now
+    if not caps and not limited:
+        tx.held.hold(tx.now, reopens)
     return Claimed(records, reopens)
 
 

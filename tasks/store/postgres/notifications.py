@@ -29,6 +29,10 @@ _CHANNEL_SQL = (
 )
 NOTIFY = f"SELECT pg_notify({_CHANNEL_SQL}, '')"
 """Wakes every listener of this schema when the transaction that runs it commits."""
+_LIMITS_PAYLOAD = "limits"
+NOTIFY_LIMITS = f"SELECT pg_notify({_CHANNEL_SQL}, '{_LIMITS_PAYLOAD}')"
+"""Like :data:`NOTIFY`, and says a task with limits may now be admitted (one that
+held a concurrency slot ended, or one was enqueued): see :mod:`.held`."""
 NOTIFY_AFTER_INSERT = (
     f"WITH inserted AS ({load_queries('postgres')['insert_many']} RETURNING 1)"
     f" SELECT pg_notify({_CHANNEL_SQL}, '') FROM (SELECT 1 FROM inserted LIMIT 1) AS any_row"
@@ -50,8 +54,11 @@ class NewWorkListener:
         *,
         connect_timeout: float,
         server_settings: dict[str, str] | None,
+        on_limits: Callable[[], None] | None = None,
     ) -> None:
         self.url = url
+        self._on_limits = on_limits
+        """Called before the callbacks on :data:`NOTIFY_LIMITS` and after a reconnect."""
         self.description = description
         self.connect_timeout = connect_timeout
         self._secrets = secrets
@@ -87,6 +94,8 @@ class NewWorkListener:
                 log.exception("new-work callback %r failed", callback)
 
     def _notified(self, conn: Connection, pid: int, channel: str, payload: str) -> None:
+        if payload == _LIMITS_PAYLOAD and self._on_limits is not None:
+            self._on_limits()
         self._wake()
 
     async def _listen(self) -> None:
@@ -109,6 +118,8 @@ class NewWorkListener:
                 if not first_attempt:
                     # Notifications sent while nobody listened are lost: wake up once.
                     log.info("notification connection to %s is back", self.description)
+                    if self._on_limits is not None:
+                        self._on_limits()
                     self._wake()
                 delay = _BACKOFF_MIN
                 while not lost.is_set():

@@ -38,11 +38,12 @@ from tasks.store.postgres.connection import (
     Connection,
     describe_url,
 )
-from tasks.store.postgres.notifications import NOTIFY, NewWorkListener
+from tasks.store.postgres.held import HeldLimits
+from tasks.store.postgres.notifications import NOTIFY, NOTIFY_LIMITS, NewWorkListener
 from tasks.store.postgres.reads import PostgresReads
 from tasks.store.postgres.transaction import request_error, run_transaction
 from tasks.store.postgres.workers import PostgresWorkers
-from tasks.store.postgres.writes import check_storable, insert_tasks
+from tasks.store.postgres.writes import check_storable, has_key_limits, insert_tasks
 from tasks.store.schedule_store import ScheduleStore
 
 log = logging.getLogger("tasks.store")
@@ -76,6 +77,7 @@ class PostgresStore(ScheduleStore, PostgresWorkers, PostgresReads):
             raise ValueError(f"not a PostgreSQL URL: {describe_url(url)}")
         self.url = url
         self._limit_wait: Callable[[float], None] | None = None
+        self._held = HeldLimits()
         self.pool_size = pool_size
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
@@ -90,6 +92,7 @@ class PostgresStore(ScheduleStore, PostgresWorkers, PostgresReads):
             self._secrets,
             connect_timeout=connect_timeout,
             server_settings=self._server_settings,
+            on_limits=self._held.clear,
         )
         self._sessions = {}
         self._free_since = {}
@@ -165,7 +168,12 @@ class PostgresStore(ScheduleStore, PostgresWorkers, PostgresReads):
             self._listener.start()
 
     def wake_others(self) -> None:
-        """Send the new-work ``NOTIFY`` now, outside any batch; see :meth:`Store.wake_others`."""
+        """Send the limits-freed ``NOTIFY`` now, outside any batch; see :meth:`Store.wake_others`.
+
+        Every listener, this process's included, wakes up and forgets that its
+        queues' limited tasks were held (see :mod:`.held`).
+        """
+        self._held.clear()
         if self._pool is None or self._closed:
             return
         task = asyncio.get_running_loop().create_task(self._notify(), name="tasks-notify")
@@ -174,7 +182,7 @@ class PostgresStore(ScheduleStore, PostgresWorkers, PostgresReads):
 
     async def _notify(self) -> None:
         try:
-            await self._db.execute(NOTIFY)
+            await self._db.execute(NOTIFY_LIMITS)
         except _NOTIFY_ERRORS as exc:  # polling makes up for it
             log.debug("could not notify other processes: %s", self._cause(exc))
 
@@ -220,8 +228,9 @@ class PostgresStore(ScheduleStore, PostgresWorkers, PostgresReads):
 
     async def _insert_in(self, conn: Connection, tasks: list[NewTask]) -> list[Inserted]:
         answers = await insert_tasks(conn, tasks)
-        if any(a.created for a in answers):
-            await conn.execute(NOTIFY)
+        created = [t for a, t in zip(answers, tasks, strict=True) if a.created]
+        if created:
+            await conn.execute(NOTIFY_LIMITS if any(map(has_key_limits, created)) else NOTIFY)
         return answers
 
     async def claim(
@@ -313,11 +322,11 @@ class PostgresStore(ScheduleStore, PostgresWorkers, PostgresReads):
         pool = self._db
         if self.pool_size < 2:
             async with pool.acquire() as conn:
-                return await run_transaction(conn, batch)
+                return await run_transaction(conn, batch, self._held)
         if self._writer is None:
             self._writer = await pool.acquire()
         try:
-            return await run_transaction(self._writer, batch)
+            return await run_transaction(self._writer, batch, self._held)
         except BaseException as exc:
             if not (isinstance(exc, Exception) and request_error(exc)) or (
                 self._writer is not None and self._writer.is_in_transaction()

@@ -25,12 +25,18 @@ from tasks.store.base import Inserted
 from tasks.store.batching import RequestFailed, WriteRequest
 from tasks.store.postgres import claims, writes
 from tasks.store.postgres.connection import DB_ERRORS, Connection
-from tasks.store.postgres.notifications import NOTIFY, NOTIFY_AFTER_INSERT
+from tasks.store.postgres.held import HeldLimits
+from tasks.store.postgres.notifications import NOTIFY, NOTIFY_AFTER_INSERT, NOTIFY_LIMITS
 from tasks.store.postgres.writes import Tx
 
 
-async def run_transaction(conn: Connection, batch: Sequence[WriteRequest]) -> list[Any]:
+async def run_transaction(
+    conn: Connection, batch: Sequence[WriteRequest], held: HeldLimits
+) -> list[Any]:
     """Run one batch in one transaction on ``conn`` (no transaction open on it).
+
+    ``held`` is the store's hint about its limited tasks (see :mod:`.held`),
+    which the batch's claims read and its finishes clear.
 
     The requests are first applied together. If one of them fails by
     itself (:func:`request_error`), the transaction is rolled back and
@@ -40,20 +46,23 @@ async def run_transaction(conn: Connection, batch: Sequence[WriteRequest]) -> li
     try:
         if _plain_inserts(batch):
             return await _insert_statement(conn, batch)
-        return await _transaction_once(conn, batch, each=False)
+        return await _transaction_once(conn, batch, held, each=False)
     except Exception as exc:
         if len(batch) == 1 or not request_error(exc):
             raise
-    return await _transaction_once(conn, batch, each=True)
+    return await _transaction_once(conn, batch, held, each=True)
 
 
 def _plain_inserts(batch: Sequence[WriteRequest]) -> bool:
-    """Whether the batch holds only inserts of tasks without a key, with no backlog bound."""
+    """Whether the batch holds only inserts of tasks without a key or a limit, with no
+    backlog bound."""
     return all(
         request.kind == "insert"
         and not request.payload[1]
         and all(
-            task.idempotency_key is None and task.limits.unique_key is None
+            task.idempotency_key is None
+            and task.limits.unique_key is None
+            and not writes.has_key_limits(task)
             for task in request.payload[0]
         )
         for request in batch
@@ -68,7 +77,7 @@ async def _insert_statement(conn: Connection, batch: Sequence[WriteRequest]) -> 
 
 
 async def _transaction_once(
-    conn: Connection, batch: Sequence[WriteRequest], *, each: bool
+    conn: Connection, batch: Sequence[WriteRequest], held: HeldLimits, *, each: bool
 ) -> list[Any]:
     # The clock is read before BEGIN: WAITED (added to it for leases and
     # started_at) counts from the server's start of the transaction, so a
@@ -76,9 +85,10 @@ async def _transaction_once(
     now = time.time()
     await conn.execute("BEGIN")
     try:
-        tx = Tx(conn, now)
+        tx = Tx(conn, now, held)
         results = await (_apply_each(tx, batch) if each else _apply(tx, batch))
-        await conn.execute(f"{NOTIFY}; COMMIT" if tx.notify else "COMMIT")
+        notify = NOTIFY_LIMITS if tx.notify_limits else NOTIFY
+        await conn.execute(f"{notify}; COMMIT" if tx.notify else "COMMIT")
     except BaseException:
         if not conn.is_closed() and conn.is_in_transaction():
             await conn.execute("ROLLBACK")

@@ -57,6 +57,8 @@ async def reclaim_expired(tx: Tx, message: str | None, keep: list[str]) -> Recla
     failed = await tx.conn.fetch(_SQL["reclaim_failed"], tx.now, message, keep)
     requeued = await tx.conn.fetch(_SQL["reclaim_requeued"], tx.now, keep)
     cancelled = await tx.conn.fetch(_SQL["reclaim_cancelled"], tx.now, keep)
+    if failed or requeued or cancelled:  # slots may be free: see postgres/held.py
+        tx.held.clear()
     tx.notify = tx.notify or bool(requeued)
     return Reclaimed([r[0] for r in requeued], [r[0] for r in failed], [r[0] for r in cancelled])
 
@@ -67,6 +69,8 @@ async def reclaim_owners(tx: Tx, owners: list[str], message: str | None) -> Recl
     requeued = await tx.conn.fetch(_SQL["reclaim_owner_requeued"], tx.now, owners)
     cancelled = await tx.conn.fetch(_SQL["reclaim_owner_cancelled"], tx.now, owners)
     await tx.conn.execute(_SQL["workers_lost"], tx.now, owners)
+    if failed or requeued or cancelled:  # slots may be free: see postgres/held.py
+        tx.held.clear()
     tx.notify = tx.notify or bool(requeued)
     return Reclaimed([r[0] for r in requeued], [r[0] for r in failed], [r[0] for r in cancelled])
 

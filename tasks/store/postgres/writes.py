@@ -19,6 +19,7 @@ from tasks.model import Finish, NewTask, Progress, State
 from tasks.store.base import Inserted, queue_full
 from tasks.store.batching import RequestFailed, WriteRequest
 from tasks.store.postgres.connection import Connection
+from tasks.store.postgres.held import HeldLimits
 from tasks.store.queries import load_queries
 from tasks.store.rows import error_entry
 
@@ -48,7 +49,15 @@ class Tx:
 
     conn: Connection
     now: float
+    held: HeldLimits
     notify: bool = False
+    notify_limits: bool = False
+    """Notify with :data:`~.notifications.NOTIFY_LIMITS` (tasks with limits were added)."""
+
+
+def has_key_limits(task: NewTask) -> bool:
+    """Whether ``task`` has a concurrency or a rate limit (its claim takes the limited path)."""
+    return task.limits.concurrency_key is not None or task.limits.rate_key is not None
 
 
 def clean(text: str | None) -> str | None:
@@ -107,6 +116,8 @@ async def apply_inserts(
     all_tasks: list[NewTask] = [t for i in accepted for t in batch[i].payload[0]]
     answers = await insert_tasks(tx.conn, all_tasks)
     tx.notify = tx.notify or any(a.created for a in answers)
+    if any(a.created and has_key_limits(t) for a, t in zip(answers, all_tasks, strict=True)):
+        tx.notify_limits = True
     start = 0
     for index in accepted:
         count = len(batch[index].payload[0])
@@ -236,6 +247,9 @@ async def apply_finishes(
             column.append(value)
     rows = await tx.conn.fetch(_FINISH, *columns, now)
     applied = {row[0] - 1 for row in rows}  # ordinality counts from 1
+    if any(row[1] for row in rows):  # a concurrency slot is free: see postgres/held.py
+        tx.held.clear()
+        tx.notify = tx.notify_limits = True
     if any(_makes_due_work(changes[i], now) for i in applied):
         tx.notify = True
     start = 0

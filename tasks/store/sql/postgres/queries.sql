@@ -81,7 +81,7 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text
           progress_current, progress_total, progress_message, owner, entry, snooze, ord)
 WHERE tasks.id = v.id AND tasks.lease_owner = v.owner
     AND (tasks.state = 'running' OR (tasks.state = 'cancelling' AND v.state = 'cancelled'))
-RETURNING v.ord
+RETURNING v.ord, tasks.concurrency_key IS NOT NULL
 
 -- name: progress
 UPDATE tasks SET
@@ -97,15 +97,14 @@ WHERE tasks.id = v.id AND tasks.state IN ('running', 'cancelling') AND tasks.lea
 -- planner may put the subquery on the inner side of a nested loop and rescan it
 -- per outer row; each rescan skips the rows this statement already updated and
 -- picks new ones, so more than n tasks get claimed.
--- Tasks without limits only, and none while a due task with limits waits in
--- these queues (the claim then takes the limited path, see postgres/claims.py).
+-- Tasks without limits only; {guard} is claim_guard (none while a due task with
+-- limits waits in these queues: the claim then takes the limited path, see
+-- postgres/claims.py) or "" while this process knows those tasks are held.
 WITH due AS MATERIALIZED (
     SELECT id FROM tasks
     WHERE state = 'queued' AND run_at <= $1 AND {queue_match}
         AND concurrency_key IS NULL AND rate_key IS NULL
-        AND NOT EXISTS (SELECT 1 FROM tasks l WHERE l.state = 'queued'
-            AND (l.concurrency_key IS NOT NULL OR l.rate_key IS NOT NULL)
-            AND l.{queue_match} AND l.run_at <= $1)
+        {guard}
     ORDER BY priority DESC, run_at, id
     LIMIT $5
     FOR UPDATE SKIP LOCKED
@@ -116,6 +115,11 @@ UPDATE tasks SET
 FROM due
 WHERE tasks.id = due.id
 RETURNING {columns}
+
+-- name: claim_guard
+AND NOT EXISTS (SELECT 1 FROM tasks l WHERE l.state = 'queued'
+    AND (l.concurrency_key IS NOT NULL OR l.rate_key IS NOT NULL)
+    AND l.{queue_match} AND l.run_at <= $1)
 
 -- name: limited_due
 SELECT 1 FROM tasks WHERE state = 'queued'
