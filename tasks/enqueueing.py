@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from tasks import tracing
-from tasks.errors import NotAcceptingError, UnknownTaskError
+from tasks.errors import InvalidArgumentsError, NotAcceptingError, UnknownTaskError
 from tasks.events import TaskEvent
 from tasks.handle import TaskHandle
 from tasks.limits import row_limits
@@ -45,6 +45,9 @@ async def enqueue_rows(
     """Store ``calls`` in one transaction; each row with its handle, in order."""
     rt = accepting_runtime(tasks)
     now = time.time()
+    calls = list(calls)
+    if any(call.options.depends_on for call in calls):
+        raise InvalidArgumentsError("a task with depends_on is enqueued on its own (enqueue())")
     rows = [new_task(rt, call, now) for call in calls]
     if not rows:
         return []

@@ -47,6 +47,10 @@ class TaskNotFoundError(TasksError):
     """No task has the given id."""
 
 
+class WorkflowNotFoundError(TasksError):
+    """No workflow has the given id."""
+
+
 class ScheduleNotFoundError(TasksError):
     """No schedule has the given name."""
 

@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from pebble import ProcessExpired
@@ -24,10 +24,11 @@ from tasks.model import Finish, Progress, State, TaskRecord
 from tasks.observing import RunObserver
 from tasks.retrying import ChildError, Retry, outcome
 from tasks.serialization import encode_result
+from tasks.step_inputs import step_arguments
 
 if TYPE_CHECKING:
     from tasks.registry import Task
-    from tasks.runtime import Runtime
+from tasks.runtime import Runtime
 
 log = logging.getLogger("tasks")
 
@@ -193,6 +194,8 @@ async def _run(rt: Runtime, execution: Execution, observer: RunObserver) -> None
         await observer.began()  # inside: a cancel during a before_run hook is handled below
         if task is None:
             raise UnknownTaskError(f"task {record.name!r} is not registered in this process")
+        if record.receives is not None:  # a workflow step: what the steps before it gave
+            record.args = await step_arguments(rt.store, record)
         value = await _call(rt, execution, task, context)
         change = Finish(
             record.id,
@@ -298,6 +301,8 @@ async def _asked_to_stop(rt: Runtime, task_id: str) -> bool:
 
 async def _commit(rt: Runtime, execution: Execution, change: Finish) -> None:
     record = execution.record
+    if record.workflow_id is not None:
+        change = replace(change, workflow_step=True)
     try:
         [applied] = await rt.store.finish([change])
     except Exception:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from quart.signals import got_serving_exception
 
-from tasks import control, enqueueing, logs
+from tasks import control, enqueueing, logs, workflow_handle
 from tasks.cli import cli
 from tasks.config import TasksConfig
 from tasks.errors import NotAcceptingError
@@ -45,6 +45,7 @@ from tasks.scheduling import ScheduleMethods
 from tasks.store import Page, Store
 from tasks.summary import SummaryPage, TaskSummary
 from tasks.waiting import Waiting, why_waiting
+from tasks.workflows import WorkflowMethods
 
 if TYPE_CHECKING:
     from quart import Quart
@@ -55,7 +56,7 @@ T = TypeVar("T")
 _LIVE: weakref.WeakSet[Tasks] = weakref.WeakSet()
 
 
-class Tasks(ScheduleMethods, HookMethods):
+class Tasks(ScheduleMethods, HookMethods, WorkflowMethods):
     """Durable background tasks for a Quart app.
 
     Register tasks with :meth:`task`, bind to an app with :meth:`init_app`
@@ -288,6 +289,8 @@ class Tasks(ScheduleMethods, HookMethods):
 
     async def enqueue_call(self, call: TaskCall[T]) -> TaskHandle[T]:
         """Enqueue one prepared call; returns after the row is committed."""
+        if call.options.depends_on:
+            return await workflow_handle.enqueue_dependent(self, call)
         [handle] = await self.enqueue_many([call])
         return handle
 

@@ -15,6 +15,8 @@ class State(StrEnum):
     """Where a task is in its life."""
 
     QUEUED = "queued"
+    WAITING = "waiting"
+    """A workflow step waiting for the steps it needs (``queued`` once they succeeded)."""
     RUNNING = "running"
     CANCELLING = "cancelling"
     """Asked to stop while running; ``cancelled`` once its run has ended."""
@@ -156,6 +158,13 @@ class TaskRecord:
 
     trace_context: str | None = None
     """The enqueuer's trace context as JSON text (:mod:`tasks.tracing`); None: none."""
+    workflow_id: str | None = None
+    """The workflow this task is a step of (:mod:`tasks.workflows`); None: a plain task."""
+    blockers: int = 0
+    """Steps it needs that have not succeeded yet (while ``waiting``)."""
+    receives: str | None = None
+    """What its first argument is, read when it runs: ``result``, ``results``,
+    ``failure`` (see :mod:`tasks.workflows`); None: its arguments as stored."""
 
     @property
     def done(self) -> bool:
@@ -197,6 +206,7 @@ class TaskRecord:
             "started_at": iso(self.started_at),
             "finished_at": iso(self.finished_at),
             "version": self.version,
+            "workflow_id": self.workflow_id,
         }
 
 
@@ -220,6 +230,8 @@ class Finish:
     refund: bool = False
     progress: Progress | None = None
     snooze: bool = False
+    workflow_step: bool = False
+    """The task is a workflow step: its end may make other steps due (others are woken)."""
 
 
 def iso(ts: float | None) -> str | None:

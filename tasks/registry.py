@@ -6,9 +6,19 @@ import builtins
 import inspect
 import math
 import random
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Generic,
+    Literal,
+    ParamSpec,
+    Protocol,
+    TypeVar,
+    overload,
+)
 
 from tasks.arguments import ArgumentBounds
 from tasks.errors import InvalidArgumentsError, WorkerLostError
@@ -17,10 +27,13 @@ from tasks.serialization import check_text
 
 if TYPE_CHECKING:
     from tasks.handle import TaskHandle
+    from tasks.workflows import Then
 
 P = ParamSpec("P")
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
+A = TypeVar("A")
+Q = ParamSpec("Q")
 ExecutorName = Literal["async", "thread", "process"]
 ExceptionTypes = tuple[type[BaseException], ...]
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
@@ -54,6 +67,8 @@ class EnqueueOptions:
     """The key this call's rate limit counts under (over the task's key function)."""
     unique_key: str | None = None
     """At most one queued or running task of this task per key (see :mod:`tasks.limits`)."""
+    depends_on: tuple[str, ...] = ()
+    """Ids of tasks that must succeed before this one starts (see :mod:`tasks.workflows`)."""
 
     def __post_init__(self) -> None:
         """Refuse values no backend could store, before they reach a shared transaction."""
@@ -155,6 +170,14 @@ class Task(Generic[P, R]):
         """Store the task for a worker; returns after the row is committed."""
         return await self._owner.enqueue_call(self.call(*args, **kwargs))
 
+    def then(self: Task[Concatenate[A, Q], R], *args: Q.args, **kwargs: Q.kwargs) -> Then[A, R]:
+        """A workflow step that receives what the steps before it gave as its first
+        argument, then ``args`` and ``kwargs`` (see :mod:`tasks.workflows`)."""
+        from tasks.workflows import Then, check_then
+
+        check_then(self, args, kwargs)
+        return Then(self, args, kwargs)
+
     def options(
         self,
         *,
@@ -168,6 +191,7 @@ class Task(Generic[P, R]):
         concurrency_key: str | None = None,
         rate_key: str | None = None,
         unique_key: str | None = None,
+        depends_on: Iterable[TaskHandle[Any] | str] = (),
     ) -> ConfiguredTask[P, R]:
         """The same task with per-enqueue settings: ``await t.options(delay=5).enqueue(x)``.
 
@@ -175,6 +199,8 @@ class Task(Generic[P, R]):
         applies it instead of the registered ``timeout``. ``concurrency_key``
         and ``rate_key`` name the key this call's limits count under, and
         ``unique_key`` makes the call unique while active (see :mod:`tasks.limits`).
+        ``depends_on`` (task handles or ids) makes it wait until every one of
+        them succeeded; if one fails or is cancelled, it is cancelled.
         """
         options = EnqueueOptions(
             delay,
@@ -187,6 +213,7 @@ class Task(Generic[P, R]):
             concurrency_key,
             rate_key,
             unique_key,
+            tuple(d if isinstance(d, str) else d.id for d in depends_on),
         )
         return ConfiguredTask(self, options)
 
@@ -237,6 +264,15 @@ class ConfiguredTask(Generic[P, R]):
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
         """Store the task with these options; see :meth:`Task.enqueue`."""
         return await self.task._owner.enqueue_call(self.call(*args, **kwargs))
+
+    def then(
+        self: ConfiguredTask[Concatenate[A, Q], R], *args: Q.args, **kwargs: Q.kwargs
+    ) -> Then[A, R]:
+        """A workflow step with these options; see :meth:`Task.then`."""
+        from tasks.workflows import Then, check_then
+
+        check_then(self.task, args, kwargs)
+        return Then(self.task, args, kwargs, self.options)
 
 
 class TaskDecorator(Protocol):

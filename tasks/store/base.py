@@ -20,6 +20,7 @@ from tasks.errors import QueueFullError
 from tasks.model import TERMINAL_STATES, Finish, NewTask, Progress, State, TaskRecord
 from tasks.store.fleet import Reclaimed as Reclaimed  # defined with the registry
 from tasks.store.fleet import WorkerRegistry
+from tasks.store.graphs import Workflows
 from tasks.summary import SummaryPage, TaskSummary
 
 
@@ -120,11 +121,12 @@ def queue_full(queued: int, bound: int) -> QueueFullError:
     return QueueFullError(f"the task queue is full ({queued} of {bound} queued); try again later")
 
 
-class Store(WorkerRegistry, Protocol):
+class Store(WorkerRegistry, Workflows, Protocol):
     """A durable home for tasks. See the module docstring for the guarantees.
 
     The worker registry and lease recovery are in
-    :class:`~tasks.store.fleet.WorkerRegistry`.
+    :class:`~tasks.store.fleet.WorkerRegistry`, workflows in
+    :class:`~tasks.store.graphs.Workflows`.
     """
 
     url: str

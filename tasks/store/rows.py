@@ -25,7 +25,7 @@ COLUMNS = (
     " progress_message, result, error_type, error_message, error_traceback,"
     " idempotency_key, lease_owner, lease_expires_at, version, errors, snoozes, timeout,"
     " concurrency_key, concurrency_limit, rate_key, rate_limit, rate_period, unique_key,"
-    " trace_context"
+    " trace_context, workflow_id, blockers, receives"
 )
 """The columns :func:`record_from_row` expects, in order."""
 
@@ -73,6 +73,9 @@ def record_from_row(row: Sequence[Any]) -> TaskRecord:
         timeout=row[26],
         limits=_limits(row),
         trace_context=row[33],
+        workflow_id=row[34],
+        blockers=row[35],
+        receives=row[36],
     )
 
 

@@ -15,7 +15,9 @@ from pydantic import (
     model_validator,
 )
 
-StateName = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
+StateName = Literal[
+    "queued", "waiting", "running", "cancelling", "succeeded", "failed", "cancelled"
+]
 TASK_ID_PATTERN = "^[0-9a-f]{32}$"
 MAX_DELAY = 10 * 365 * 24 * 3600.0
 """Longest accepted ``delay``: ten years (beyond it timestamps stop being useful)."""

@@ -67,7 +67,8 @@ async def test_reading_commands(seeded: Store) -> None:
 
     stats = run_cli("stats", "--json", url=url).json()
     assert stats["states"] == {
-        "queued": 3, "running": 1, "cancelling": 0, "succeeded": 0, "failed": 1, "cancelled": 0
+        "queued": 3, "waiting": 0, "running": 1, "cancelling": 0, "succeeded": 0, "failed": 1,
+        "cancelled": 0,
     }  # fmt: skip
     assert stats["names"]["mail.send"]["running"] == 1
     assert "(all)" in run_cli("stats", url=url).out

@@ -131,6 +131,7 @@ async def test_counts(store: Store) -> None:
 
     assert await store.count_by_state() == {
         State.QUEUED: 3,
+        State.WAITING: 0,
         State.RUNNING: 1,
         State.CANCELLING: 0,
         State.SUCCEEDED: 1,

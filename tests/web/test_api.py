@@ -96,6 +96,7 @@ async def test_stats_counts_by_state_and_name(client: Client) -> None:
     stats = await (await client.get("/tasks/stats")).get_json()
     assert stats["by_state"] == {
         "queued": 2,
+        "waiting": 0,
         "running": 0,
         "cancelling": 0,
         "succeeded": 0,

@@ -30,7 +30,7 @@ from tasks.store.batching import (
     claim_payload,
     rejected,
 )
-from tasks.store.postgres import connection, control, schedules
+from tasks.store.postgres import connection, control, schedules, workflows
 from tasks.store.postgres.connection import (
     DB_ERRORS,
     OPEN_ERRORS,
@@ -45,6 +45,7 @@ from tasks.store.postgres.transaction import request_error, run_transaction
 from tasks.store.postgres.workers import PostgresWorkers
 from tasks.store.postgres.writes import check_storable, has_key_limits, insert_tasks
 from tasks.store.schedule_store import ScheduleStore
+from tasks.store.workflow_store import WorkflowStore
 
 log = logging.getLogger("tasks.store")
 
@@ -53,7 +54,7 @@ _TXN_RETRIES = 3
 _NOTIFY_ERRORS: tuple[type[BaseException], ...] = (*DB_ERRORS, StoreUnavailableError)
 
 
-class PostgresStore(ScheduleStore, PostgresWorkers, PostgresReads):
+class PostgresStore(ScheduleStore, WorkflowStore, PostgresWorkers, PostgresReads):
     """Tasks in a PostgreSQL database. See :class:`tasks.store.base.Store` for the contract.
 
     The URL is an asyncpg DSN; query parameters asyncpg does not know become
@@ -61,6 +62,7 @@ class PostgresStore(ScheduleStore, PostgresWorkers, PostgresReads):
     """
 
     _schedule_sql = schedules
+    _workflow_sql = workflows
 
     def __init__(
         self,

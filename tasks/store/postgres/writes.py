@@ -250,7 +250,7 @@ async def apply_finishes(
     if any(row[1] for row in rows):  # a concurrency slot is free: see postgres/held.py
         tx.held.clear()
         tx.notify = tx.notify_limits = True
-    if any(_makes_due_work(changes[i], now) for i in applied):
+    if any(_makes_due_work(changes[i], now) or changes[i].workflow_step for i in applied):
         tx.notify = True
     start = 0
     for index in indexes:

@@ -47,6 +47,10 @@ def sqlite_path(url: str) -> str:
     return path
 
 
+RECURSIVE_TRIGGERS = "PRAGMA recursive_triggers=ON"
+"""Every connection that writes: a workflow's triggers cascade through its steps."""
+
+
 async def connect(path: str, busy_timeout: float, synchronous: str) -> aiosqlite.Connection:
     """A configured connection; closed again (its thread ended) if set-up fails.
 
@@ -59,6 +63,7 @@ async def connect(path: str, busy_timeout: float, synchronous: str) -> aiosqlite
     try:
         await conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         await conn.execute(f"PRAGMA synchronous={synchronous}")
+        await conn.execute(RECURSIVE_TRIGGERS)
     except BaseException:
         await conn.close()
         raise
@@ -79,6 +84,7 @@ def connect_inline(path: str, synchronous: str) -> sqlite3.Connection:
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+        conn.execute(RECURSIVE_TRIGGERS)
     except BaseException:
         conn.close()
         raise

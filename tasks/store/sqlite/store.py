@@ -39,7 +39,7 @@ from tasks.store.batching import (
     rejected,
 )
 from tasks.store.schedule_store import ScheduleStore
-from tasks.store.sqlite import connection, control, schedules, writes
+from tasks.store.sqlite import connection, control, schedules, workflows, writes
 from tasks.store.sqlite.checkpoints import checkpoint_loop
 from tasks.store.sqlite.connection import FileIdentity, busy, on_connection_thread, sqlite_path
 from tasks.store.sqlite.reads import SQLiteReads
@@ -51,11 +51,14 @@ from tasks.store.sqlite.transaction import (
 )
 from tasks.store.sqlite.wakeups import WakeSockets
 from tasks.store.sqlite.workers import SQLiteWorkers
+from tasks.store.workflow_store import WorkflowStore
 
 log = logging.getLogger("tasks.store")
 
 _BUSY_RETRIES = 3
-_WAKING = frozenset({"release", "reclaim_expired", "reclaim_owners", "retry", "fire"})
+_WAKING = frozenset(
+    {"release", "reclaim_expired", "reclaim_owners", "retry", "fire", "insert_workflow"}
+)
 """Names of the ``call`` functions that may make work due for other processes
 (requeues, retries, a schedule's tasks): by name, wherever they live."""
 
@@ -72,10 +75,11 @@ class _Call:
         return self.fn(conn, *self.args)
 
 
-class SQLiteStore(ScheduleStore, SQLiteWorkers, SQLiteReads):
+class SQLiteStore(ScheduleStore, WorkflowStore, SQLiteWorkers, SQLiteReads):
     """Tasks in one SQLite file. See :class:`tasks.store.base.Store` for the contract."""
 
     _schedule_sql = schedules
+    _workflow_sql = workflows
 
     def __init__(self, url: str, *, busy_timeout: float = 5.0, synchronous: str = "NORMAL") -> None:
         self.url = url

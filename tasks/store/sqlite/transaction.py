@@ -166,6 +166,8 @@ def work_for_others(batch: Sequence[WriteRequest], results: Sequence[Any], now: 
                 due = change.run_at is None or change.run_at <= now
                 if applied and change.state is State.QUEUED and due:
                     return True
+                if applied and change.workflow_step and change.state is not State.QUEUED:
+                    return True
         elif kind == "call" and getattr(payload, "wakes", False):
             return True
     return False

@@ -250,13 +250,14 @@ UPDATE tasks SET state = 'cancelled', finished_at = $1, lease_owner = NULL,
 WHERE state = 'cancelling' AND lease_owner = ANY($2::text[]) RETURNING id
 
 -- name: cancel
--- Queued tasks are cancelled at once; running ones are asked to stop (see Store.cancel).
+-- Queued and waiting tasks are cancelled at once; running ones are asked to stop
+-- (see Store.cancel).
 UPDATE tasks SET version = version + 1,
     state = CASE state WHEN 'running' THEN 'cancelling' ELSE 'cancelled' END,
     finished_at = CASE state WHEN 'running' THEN NULL ELSE $1::float8 END,
     lease_owner = CASE state WHEN 'running' THEN lease_owner END,
     lease_expires_at = CASE state WHEN 'running' THEN lease_expires_at END
-WHERE id = $2 AND state IN ('queued', 'running')
+WHERE id = $2 AND state IN ('queued', 'waiting', 'running')
 
 -- name: retry
 -- Fresh attempts and snoozes; the error history is kept. Not while another task
@@ -273,6 +274,9 @@ WHERE id = $2 AND state IN ('failed', 'cancelled')
 WITH old AS MATERIALIZED (
     SELECT id FROM tasks
     WHERE state = ANY($3::text[]) AND finished_at < $1
+        AND (workflow_id IS NULL OR NOT EXISTS (
+            SELECT 1 FROM tasks_edges e JOIN tasks c ON c.id = e.child_id
+            WHERE e.parent_id = tasks.id AND c.state = 'waiting'))
     LIMIT $2
     FOR UPDATE SKIP LOCKED
 )
@@ -396,3 +400,61 @@ ORDER BY started_at, id
 -- name: liveness_lock
 -- Held by the liveness session until it ends (tasks/store/postgres/liveness.py).
 SELECT pg_advisory_lock($1)
+
+-- name: workflow_insert
+INSERT INTO tasks_workflows (id, kind, created_at, result_ids, result_kind)
+VALUES ($1, $2, $3, $4, $5)
+
+-- name: edges_insert
+INSERT INTO tasks_edges (parent_id, child_id, kind, position)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[])
+
+-- name: parents_found
+-- Tasks stored before that steps of a new workflow need, locked until it
+-- commits: a parent that ends meanwhile waits, then its trigger sees the edges.
+SELECT id, state, name, workflow_id FROM tasks WHERE id = ANY($1::text[]) ORDER BY id
+FOR UPDATE
+
+-- name: join_workflow
+UPDATE tasks SET workflow_id = $1 WHERE id = ANY($2::text[]) AND workflow_id IS NULL
+
+-- name: steps_settle
+-- New steps: in their workflow, waiting for the steps they need that have not
+-- succeeded (queued if none) and, for error steps, for a failure.
+UPDATE tasks t SET workflow_id = $1, receives = v.receives,
+    blockers = (SELECT COUNT(*) FROM tasks_edges e JOIN tasks p ON p.id = e.parent_id
+        WHERE e.child_id = t.id AND e.kind = 'needs' AND p.state <> 'succeeded'),
+    state = CASE WHEN EXISTS (SELECT 1 FROM tasks_edges e JOIN tasks p ON p.id = e.parent_id
+            WHERE e.child_id = t.id AND (e.kind = 'error' OR p.state <> 'succeeded'))
+        THEN 'waiting' ELSE 'queued' END
+FROM unnest($2::text[], $3::text[]) AS v(id, receives)
+WHERE t.id = v.id
+
+-- name: step_not_run
+UPDATE tasks SET state = 'cancelled', finished_at = $1, error_type = 'DependencyError',
+    error_message = $2, version = version + 1
+WHERE id = $3 AND state = 'waiting'
+
+-- name: workflow_get
+SELECT id, kind, created_at, result_ids, result_kind FROM tasks_workflows WHERE id = $1
+
+-- name: workflow_steps
+SELECT {columns} FROM tasks WHERE workflow_id = $1 ORDER BY id
+
+-- name: workflow_edges
+SELECT e.parent_id, e.child_id, e.kind, e.position FROM tasks_edges e
+JOIN tasks c ON c.id = e.child_id WHERE c.workflow_id = $1 ORDER BY e.child_id, e.position
+
+-- name: step_inputs
+SELECT e.parent_id, e.kind, p.state, p.result FROM tasks_edges e
+JOIN tasks p ON p.id = e.parent_id WHERE e.child_id = $1 ORDER BY e.position
+
+-- name: task_edges
+SELECT parent_id, child_id, kind, position FROM tasks_edges
+WHERE parent_id = $1 OR child_id = $1 ORDER BY position
+
+-- name: workflow_cancel
+UPDATE tasks SET version = version + 1,
+    state = CASE state WHEN 'running' THEN 'cancelling' ELSE 'cancelled' END,
+    finished_at = CASE state WHEN 'running' THEN NULL ELSE $1::float8 END
+WHERE workflow_id = $2 AND state IN ('queued', 'waiting', 'running') RETURNING id

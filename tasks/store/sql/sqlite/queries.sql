@@ -217,13 +217,14 @@ UPDATE tasks SET state = 'cancelled', finished_at = ?1, lease_owner = NULL,
 WHERE state = 'cancelling' AND lease_owner IN (SELECT value FROM json_each(?2)) RETURNING id
 
 -- name: cancel
--- Queued tasks are cancelled at once; running ones are asked to stop (see Store.cancel).
+-- Queued and waiting tasks are cancelled at once; running ones are asked to stop
+-- (see Store.cancel).
 UPDATE tasks SET version = version + 1,
     state = CASE state WHEN 'running' THEN 'cancelling' ELSE 'cancelled' END,
     finished_at = CASE state WHEN 'running' THEN NULL ELSE ? END,
     lease_owner = CASE state WHEN 'running' THEN lease_owner END,
     lease_expires_at = CASE state WHEN 'running' THEN lease_expires_at END
-WHERE id = ? AND state IN ('queued', 'running')
+WHERE id = ? AND state IN ('queued', 'waiting', 'running')
 
 -- name: retry
 -- Fresh attempts and snoozes; the error history is kept. Not while another task
@@ -237,9 +238,13 @@ WHERE id = ? AND state IN ('failed', 'cancelled')
         WHERE a.unique_key = tasks.unique_key AND a.state IN ('queued', 'running', 'cancelling')))
 
 -- name: purge
--- {marks}: the terminal states to delete.
+-- {marks}: the terminal states to delete. A workflow step whose result a waiting
+-- step still needs is kept.
 DELETE FROM tasks WHERE id IN (SELECT id FROM tasks WHERE state IN ({marks})
-    AND finished_at < ? LIMIT ?) RETURNING id
+    AND finished_at < ? AND (workflow_id IS NULL OR NOT EXISTS (
+        SELECT 1 FROM tasks_edges e JOIN tasks c ON c.id = e.child_id
+        WHERE e.parent_id = tasks.id AND c.state = 'waiting'))
+    LIMIT ?) RETURNING id
 
 -- name: get
 SELECT {columns} FROM tasks WHERE id = ?
@@ -342,3 +347,60 @@ SELECT lease_owner, id FROM tasks
 WHERE state IN ('running', 'cancelling')
     AND lease_owner IN (SELECT id FROM tasks_workers)
 ORDER BY started_at, id
+
+-- name: workflow_insert
+INSERT INTO tasks_workflows (id, kind, created_at, result_ids, result_kind)
+VALUES (?, ?, ?, ?, ?)
+
+-- name: edge_insert
+INSERT INTO tasks_edges (parent_id, child_id, kind, position) VALUES (?, ?, ?, ?)
+
+-- name: parents_found
+-- {marks}: the parent ids. Their state, name and workflow.
+SELECT id, state, name, workflow_id FROM tasks WHERE id IN ({marks})
+
+-- name: join_workflow
+-- A task stored before that a step of a new workflow depends on, in no workflow yet.
+UPDATE tasks SET workflow_id = ? WHERE id = ? AND workflow_id IS NULL
+
+-- name: step_settle
+-- A new step: in its workflow, waiting for the steps it needs that have not
+-- succeeded (queued if none) and, if it is an error step, for a failure.
+UPDATE tasks SET workflow_id = ?1, receives = ?2,
+    blockers = (SELECT COUNT(*) FROM tasks_edges e JOIN tasks p ON p.id = e.parent_id
+        WHERE e.child_id = ?3 AND e.kind = 'needs' AND p.state <> 'succeeded'),
+    state = CASE WHEN EXISTS (SELECT 1 FROM tasks_edges e JOIN tasks p ON p.id = e.parent_id
+            WHERE e.child_id = ?3 AND (e.kind = 'error' OR p.state <> 'succeeded'))
+        THEN 'waiting' ELSE 'queued' END
+WHERE id = ?3
+
+-- name: step_not_run
+-- A new step that needs a task stored before which has already failed or was cancelled.
+UPDATE tasks SET state = 'cancelled', finished_at = ?, error_type = 'DependencyError',
+    error_message = ?, version = version + 1
+WHERE id = ? AND state = 'waiting'
+
+-- name: workflow_get
+SELECT id, kind, created_at, result_ids, result_kind FROM tasks_workflows WHERE id = ?
+
+-- name: workflow_steps
+SELECT {columns} FROM tasks WHERE workflow_id = ? ORDER BY id
+
+-- name: workflow_edges
+SELECT e.parent_id, e.child_id, e.kind, e.position FROM tasks_edges e
+JOIN tasks c ON c.id = e.child_id WHERE c.workflow_id = ? ORDER BY e.child_id, e.position
+
+-- name: step_inputs
+SELECT e.parent_id, e.kind, p.state, p.result FROM tasks_edges e
+JOIN tasks p ON p.id = e.parent_id WHERE e.child_id = ? ORDER BY e.position
+
+-- name: task_edges
+SELECT parent_id, child_id, kind, position FROM tasks_edges
+WHERE parent_id = ?1 OR child_id = ?1 ORDER BY position
+
+-- name: workflow_cancel
+-- Every unfinished step: queued and waiting ones at once, running ones asked to stop.
+UPDATE tasks SET version = version + 1,
+    state = CASE state WHEN 'running' THEN 'cancelling' ELSE 'cancelled' END,
+    finished_at = CASE state WHEN 'running' THEN NULL ELSE ? END
+WHERE workflow_id = ? AND state IN ('queued', 'waiting', 'running') RETURNING id

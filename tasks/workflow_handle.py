@@ -1,0 +1,137 @@
+"""Enqueueing workflows and following them: :class:`WorkflowHandle`.
+
+:func:`enqueue_workflow` writes a built workflow (:mod:`tasks.workflows`) in
+one transaction; :func:`enqueue_dependent` does the same for one task with
+``depends_on``. The handle reads the workflow back from the store and waits
+for the steps that give its result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+
+from tasks.enqueueing import accepting_runtime, new_task, queued_record
+from tasks.errors import ConfigurationError, TaskNotFoundError
+from tasks.events import TaskEvent
+from tasks.handle import TaskHandle
+from tasks.model import new_id
+from tasks.registry import TaskCall
+from tasks.runtime import Runtime
+from tasks.store.graphs import Edge, NewWorkflow, ResultKind, WorkflowRecord
+
+if TYPE_CHECKING:
+    from tasks.extension import Tasks
+    from tasks.workflows import Workflow
+
+R = TypeVar("R")
+
+
+class WorkflowHandle(Generic[R]):
+    """Returned by ``workflow.enqueue()``: every step is stored by the time you hold it.
+
+    ``step_ids`` are the steps in the order they were built; ``last`` is the
+    handle of the step whose result is the workflow's (for a group or a
+    workflow ending in one, :meth:`result` is the list of several).
+    """
+
+    def __init__(
+        self,
+        tasks: Tasks,
+        workflow_id: str,
+        step_ids: list[str],
+        result_ids: list[str],
+        result_kind: ResultKind,
+    ) -> None:
+        self._tasks = tasks
+        self.id = workflow_id
+        self.step_ids = step_ids
+        self.result_ids = result_ids
+        self.result_kind = result_kind
+
+    def __repr__(self) -> str:
+        return f"<WorkflowHandle {self.id} steps={len(self.step_ids)}>"
+
+    @property
+    def last(self) -> TaskHandle[Any]:
+        """The handle of the last step that gives the result."""
+        return TaskHandle[Any](self._tasks, self.result_ids[-1])
+
+    async def status(self) -> WorkflowRecord:
+        """The workflow with each step as it is now."""
+        return await self._tasks.get_workflow(self.id)
+
+    async def wait(self, timeout: float | None = None) -> WorkflowRecord:
+        """Wait until every step has finished (in any state: a failure cancels the steps
+        that need it; an unneeded error step is dropped). Raises ``TimeoutError``
+        after ``timeout``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for task_id in self.step_ids:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            with contextlib.suppress(TaskNotFoundError):  # an error step that was dropped
+                await self._tasks.wait(task_id, left)
+        return await self.status()
+
+    async def result(self, timeout: float | None = None) -> R:
+        """The workflow's result: the last step's, or the list of a final group's.
+
+        Raises :class:`~tasks.errors.TaskFailedError` naming the step that did
+        not succeed (a step cancelled because an earlier one failed says which).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        results = []
+        for task_id in self.result_ids:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            results.append(await TaskHandle[Any](self._tasks, task_id).result(left))
+        return cast(R, results[0] if self.result_kind == "one" else results)
+
+    async def cancel(self) -> int:
+        """Cancel every unfinished step (running ones are asked to stop); how many."""
+        return await self._tasks.cancel_workflow(self.id)
+
+
+def _runtime(tasks: Tasks) -> Runtime:
+    if tasks.test_mode is not None:
+        raise ConfigurationError(
+            "workflows and depends_on need a store: test mode does not run them yet"
+            " (use a SQLite file in a temporary folder instead)"
+        )
+    return accepting_runtime(tasks)
+
+
+async def enqueue_workflow(tasks: Tasks, workflow: Workflow[R]) -> WorkflowHandle[R]:
+    """Write ``workflow`` in one transaction; its handle once committed."""
+    rt = _runtime(tasks)
+    new = workflow.build(rt)
+    await _write(tasks, rt, new)
+    steps = [s.id for s in new.steps]
+    return WorkflowHandle[R](tasks, new.id, steps, new.result_ids, new.result_kind)
+
+
+async def enqueue_dependent(tasks: Tasks, call: TaskCall[R]) -> TaskHandle[R]:
+    """Write one task that waits for ``call.options.depends_on`` (a workflow of its own,
+    which those tasks join if they are in none)."""
+    rt = _runtime(tasks)
+    now = time.time()
+    row = new_task(rt, call, now)
+    parents = list(dict.fromkeys(call.options.depends_on))
+    for parent in parents:
+        if not isinstance(parent, str) or not parent:
+            raise TaskNotFoundError(f"depends_on names no task: {parent!r}")
+    edges = [Edge(parent, row.id, "needs", n) for n, parent in enumerate(parents)]
+    await _write(tasks, rt, NewWorkflow(new_id(), "depends", now, [row], edges, [row.id]))
+    return TaskHandle[R](tasks, row.id)
+
+
+async def _write(tasks: Tasks, rt: Runtime, workflow: NewWorkflow) -> None:
+    now = workflow.created_at
+    rt.wake()  # before the insert is submitted: see enqueueing.enqueue_rows
+    await rt.store.insert_workflow(workflow)
+    for row in workflow.steps:
+        if row.run_at > now:
+            rt.wake_at(row.run_at)
+        rt.bus.emit(TaskEvent("enqueued", row.id, row.name))
+    if rt.hooks.has("on_enqueue"):
+        for row in workflow.steps:
+            await rt.hooks.run("on_enqueue", queued_record(row))
