@@ -12,6 +12,10 @@ With ``ACCEPT_FLOW_TASKS=1``, ``accept.limited`` (concurrency 3) and
 the flow-control tests. (Only then: the reference app exposes its demo tasks
 alone, which other tests check in this same Python process.)
 
+With ``ACCEPT_WORKFLOW_TASKS=1``, ``POST /accept/chord/<size>`` enqueues a chord
+of ``size`` ``accept.part`` steps and one ``accept.total`` step, which appends
+``total <task id> <pid> <number of results> <their sum>`` when it runs.
+
 With ``ACCEPT_TICK_EVERY=<seconds>``, the task ``accept.tick`` runs on an
 interval schedule (missed slots: ``all``), for the schedule tests.
 """
@@ -64,6 +68,24 @@ if os.environ.get("ACCEPT_FLOW_TASKS"):
     tasks.task(name="accept.limited", http=True, timeout=30, concurrency=3)(limited)
     tasks.task(name="accept.rated", http=True, timeout=30, rate_limit="20/s")(rated)
 
+
+async def part(n: int) -> int:
+    """One step of the chord: a short wait (the work), then its number."""
+    await asyncio.sleep(0.1 + (n % 5) * 0.05)
+    return n
+
+
+async def total(parts: list[int]) -> int:
+    """The chord's last step: logs how many results it got, and their sum."""
+    _write(f"total {current_task().id} {os.getpid()} {len(parts)} {sum(parts)}\n")
+    return sum(parts)
+
+
+_WORKFLOWS = bool(os.environ.get("ACCEPT_WORKFLOW_TASKS"))
+if _WORKFLOWS:
+    part_task = tasks.task(name="accept.part", max_attempts=5)(part)
+    total_task = tasks.task(name="accept.total")(total)
+
 if os.environ.get("ACCEPT_TICK_EVERY"):
     tasks.schedule(tick, every=float(os.environ["ACCEPT_TICK_EVERY"]), missed="all")
 
@@ -86,3 +108,12 @@ def _record(event: TaskEvent) -> None:
 
 tasks.add_listener(_record)
 app = create_app({"TASKS_APP_IMPORT": "tests.acceptance.served:app"})
+
+if _WORKFLOWS:
+
+    @app.post("/accept/chord/<int:size>")
+    async def start_chord(size: int) -> dict[str, str]:
+        """Enqueue a chord of ``size`` parts and their total; its workflow and final step."""
+        chord = tasks.chord([part_task.call(n) for n in range(size)], total_task.then())
+        handle = await chord.enqueue()
+        return {"workflow": handle.id, "final": handle.last.id}

@@ -167,3 +167,34 @@ def test_two_workers_share_the_port(tmp_path: Path, served: list[HypercornServer
         checked_upload(server, f"part-{number}.bin", os.urandom(1000 + number))
     assert server.stop(signal.SIGTERM) == 0
     assert_clean_log(server)
+
+
+async def test_manifest_fans_out_over_the_uploads_and_sums_them_up(
+    app: Quart, client: QuartClient
+) -> None:
+    """A chord: one checksum step per file in parallel, then one step that gets them all."""
+    refused = await client.post("/uploads/manifest")
+    assert refused.status_code == 409  # nothing uploaded yet
+    assert (await refused.get_json())["error"]["code"] == "no_uploads"
+    server: SideServer = app.extensions["side_server"]
+    files = {f"part{n}.bin": os.urandom(1000 + n) for n in range(5)}
+    for name, data in files.items():
+        answer = await upload(server.port, f"{name} {len(data)}\n".encode() + data)
+        assert answer.startswith("OK")
+    response = await client.post("/uploads/manifest")
+    assert response.status_code == 202
+    body = await response.get_json()
+    assert body["files"] == 5
+    workflow = await tasks.get_workflow(body["workflow"])
+    assert workflow.kind == "chord"
+    final = body["result"].rsplit("/", 1)[1]
+    record = await tasks.wait(final, 60)
+    assert record.state == State.SUCCEEDED, record.error
+    digest = hashlib.sha256()
+    for name in reversed(list(files)):  # newest first
+        digest.update(f"{name}\0{hashlib.sha256(files[name]).hexdigest()}\n".encode())
+    assert record.result == {
+        "files": 5,
+        "bytes": sum(len(d) for d in files.values()),
+        "sha256": digest.hexdigest(),
+    }
