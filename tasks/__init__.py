@@ -18,6 +18,7 @@ from tasks.errors import (
     UnknownTaskError,
     UnstorableResultError,
     WorkerLostError,
+    WorkflowNotFoundError,
     WriteRejectedError,
 )
 from tasks.events import TaskEvent
@@ -26,6 +27,7 @@ from tasks.handle import TaskHandle
 from tasks.model import ErrorInfo, Progress, State, TaskRecord
 from tasks.registry import EnqueueOptions, Task, TaskCall
 from tasks.retrying import Retry
+from tasks.workflow_handle import WorkflowHandle
 
 __all__ = [
     "ConfigurationError",
@@ -56,6 +58,8 @@ __all__ = [
     "UnknownTaskError",
     "UnstorableResultError",
     "WorkerLostError",
+    "WorkflowHandle",
+    "WorkflowNotFoundError",
     "WriteRejectedError",
     "current_task",
 ]
