@@ -1,4 +1,4 @@
-"""Why a queued task is not running yet: delayed, held back by a limit, or next in line.
+"""Why a task is not running yet: steps it needs, delayed, held back by a limit, or next in line.
 
 :func:`why_waiting` answers for one record from the store's current usage
 (:meth:`~tasks.store.base.Store.limit_usage`); ``GET /tasks/<id>``, the
@@ -16,7 +16,9 @@ from typing import Any, Literal
 from tasks.model import State, TaskRecord, iso
 from tasks.store import Store
 
-Reason = Literal["delayed", "concurrency_limit", "rate_limit", "queue_limit", "ready"]
+Reason = Literal[
+    "dependencies", "delayed", "concurrency_limit", "rate_limit", "queue_limit", "ready"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +38,16 @@ class Waiting:
 async def why_waiting(
     store: Store, record: TaskRecord, caps: Mapping[str, int], now: float | None = None
 ) -> Waiting | None:
-    """Why ``record`` waits; None unless it is queued.
+    """Why ``record`` waits; None unless it is queued or waiting.
 
     ``caps`` are this process's queue caps (``TASKS_QUEUE_CONCURRENCY``).
-    The first reason that holds is given: delay, then the concurrency limit,
-    the rate limit, the queue cap; ``ready`` means only a free worker is missing.
+    A ``waiting`` workflow step waits for the steps it needs (``dependencies``,
+    naming them). For a queued task the first reason that holds is given:
+    delay, then the concurrency limit, the rate limit, the queue cap;
+    ``ready`` means only a free worker is missing.
     """
+    if record.state is State.WAITING:
+        return await _dependencies(store, record)
     if record.state is not State.QUEUED:
         return None
     now = time.time() if now is None else now
@@ -73,6 +79,17 @@ async def why_waiting(
             f"{usage.queue_running} of {cap} allowed tasks of queue {record.queue!r} are running",
         )
     return _ready()
+
+
+async def _dependencies(store: Store, record: TaskRecord) -> Waiting:
+    inputs = await store.step_inputs(record.id)
+    pending = [i.parent_id for i in inputs if i.kind == "needs" and i.state != "succeeded"]
+    if pending:
+        shown = ", ".join(pending[:3]) + (
+            f" and {len(pending) - 3} more" if len(pending) > 3 else ""
+        )
+        return Waiting("dependencies", f"waits for {len(pending)} step(s) to succeed: {shown}")
+    return Waiting("dependencies", "an error step: it runs if one of its steps fails")
 
 
 def _ready() -> Waiting:

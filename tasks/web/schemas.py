@@ -119,7 +119,9 @@ class LimitsOut(BaseModel):
 class WaitingOut(BaseModel):
     """Why a queued task is not running yet (a snapshot)."""
 
-    reason: Literal["delayed", "concurrency_limit", "rate_limit", "queue_limit", "ready"]
+    reason: Literal[
+        "dependencies", "delayed", "concurrency_limit", "rate_limit", "queue_limit", "ready"
+    ]
     detail: str
     until: str | None
     """When the wait ends, where known (ISO 8601 UTC)."""

@@ -144,6 +144,10 @@ async def test_depends_on_waits_for_every_task(backend_url: str) -> None:
         a, b = await hold.enqueue("a"), await hold.enqueue("b")
         after = await fetch.options(depends_on=[a, b.id]).enqueue("after")
         assert await after.state() == State.WAITING
+        waiting = await tasks.why_waiting(await after.status())
+        assert waiting is not None
+        assert waiting.reason == "dependencies"
+        assert waiting.detail == f"waits for 2 step(s) to succeed: {a.id}, {b.id}"
         gate["a"].set()
         await a.wait(10)
         assert await after.state() == State.WAITING
