@@ -132,15 +132,23 @@ async def enqueue_in(
 
 def new_task(rt: Runtime, call: TaskCall[Any], now: float) -> NewTask:
     """The row for ``call`` enqueued at ``now``: options first, then task, then config."""
+    if rt.registry.get(call.task.name) is not call.task:
+        raise UnknownTaskError(f"task {call.task.name!r} is not registered with this Tasks")
+    trace_context = tracing.carrier() if rt.config.tracing else None
+    return build_row(call, now, rt.config.default_max_attempts, trace_context)
+
+
+def build_row(
+    call: TaskCall[Any], now: float, default_max_attempts: int, trace_context: str | None = None
+) -> NewTask:
+    """The row for ``call`` at ``now``, given what the config decides (no registry check)."""
     task, options = call.task, call.options
-    if rt.registry.get(task.name) is not task:
-        raise UnknownTaskError(f"task {task.name!r} is not registered with this Tasks")
     run_at = now
     if options.run_at is not None:
         run_at = options.run_at
     elif options.delay:
         run_at = now + options.delay
-    max_attempts = options.max_attempts or task.max_attempts or rt.config.default_max_attempts
+    max_attempts = options.max_attempts or task.max_attempts or default_max_attempts
     return NewTask(
         id=new_id(),
         name=task.name,
@@ -164,5 +172,5 @@ def new_task(rt: Runtime, call: TaskCall[Any], now: float) -> NewTask:
                 "unique_key": options.unique_key,
             },
         ),
-        trace_context=tracing.carrier() if rt.config.tracing else None,
+        trace_context=trace_context,
     )

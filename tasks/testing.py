@@ -44,6 +44,8 @@ from tasks.handle import TaskHandle
 from tasks.model import ErrorInfo, Progress, State, TaskRecord, new_id
 from tasks.retrying import Retry
 from tasks.serialization import dumps, encode_result
+from tasks.store.graphs import NewWorkflow
+from tasks.testing_workflows import WorkflowRuns, refuse_in_batch
 
 if TYPE_CHECKING:
     from quart import Quart
@@ -67,7 +69,7 @@ class Captured:
         return self.record.id
 
 
-class TestMode:
+class TestMode(WorkflowRuns):
     """What a :class:`~tasks.extension.Tasks` in a test mode does instead of storing tasks."""
 
     __test__ = False  # not a pytest test class
@@ -78,10 +80,13 @@ class TestMode:
         """Raise a task's exception from the enqueue (Celery's ``task_eager_propagates``)."""
         self.enqueued: list[Captured] = []
         """Every enqueue, in order."""
+        self._workflows: dict[str, NewWorkflow] = {}
         self._records: dict[str, TaskRecord] = {}
 
     async def enqueue(self, calls: Iterable[TaskCall[Any]]) -> list[TaskHandle[Any]]:
         """Record the calls (and, in eager mode, run them); return their handles."""
+        calls = list(calls)
+        refuse_in_batch(calls)
         handles = []
         for call in calls:
             args = json.loads(dumps(list(call.args), f"the arguments of task {call.task.name}"))
@@ -104,14 +109,21 @@ class TestMode:
                 created_at=now,
                 idempotency_key=options.idempotency_key,
             )
-            self._records[record.id] = record
-            self.enqueued.append(Captured(record.name, args, kwargs, record))
+            self._add(record)
             await self._enqueued(record)
             handles.append(TaskHandle[Any](self.tasks, record.id))
         return handles
 
     async def _enqueued(self, record: TaskRecord) -> None:
         """What happens right after an enqueue (eager mode runs the task)."""
+
+    def _add(self, record: TaskRecord) -> None:
+        self._records[record.id] = record
+        self.enqueued.append(Captured(record.name, record.args, record.kwargs, record))
+
+    def _drop(self, task_id: str) -> None:
+        self._records.pop(task_id, None)
+        self.enqueued = [c for c in self.enqueued if c.id != task_id]
 
     def get(self, task_id: str) -> TaskRecord:
         """The record of a task enqueued in this mode."""
@@ -140,14 +152,24 @@ class TestMode:
         if record.done:
             raise InvalidStateError(f"task {task_id} has already {record.state.value}")
         record.state, record.finished_at = State.CANCELLED, time.time()
+        self.moved(record)
         return record
 
     async def _run(self, record: TaskRecord) -> None:
-        """Run one task to its end as the engine would (attempts, retries, JSON).
+        """Run one task to its end as the engine would (attempts, retries, JSON),
+        then move its workflow on.
 
         A :class:`~tasks.Retry` runs it again at once (no delay), without
         spending an attempt up to the task's ``max_snoozes``.
         """
+        record.args = self.step_arguments(record)
+        try:
+            await self._attempts(record)
+        finally:
+            if record.done:
+                self.moved(record)
+
+    async def _attempts(self, record: TaskRecord) -> None:
         task = self.tasks.get_task(record.name)
         while True:
             record.attempts += 1
@@ -209,6 +231,14 @@ class Eager(TestMode):
 
     async def _enqueued(self, record: TaskRecord) -> None:
         await self._run(record)
+
+    async def _run_ready(self, workflow_id: str) -> None:
+        while ready := [
+            r for r in self._records.values()
+            if r.workflow_id == workflow_id and r.state == State.QUEUED
+        ]:  # fmt: skip
+            for record in ready:
+                await self._run(record)
 
 
 class Capture(TestMode):

@@ -9,21 +9,22 @@ for the steps that give its result.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from tasks.enqueueing import accepting_runtime, new_task, queued_record
-from tasks.errors import ConfigurationError, TaskNotFoundError
+from tasks.errors import TaskNotFoundError
 from tasks.events import TaskEvent
 from tasks.handle import TaskHandle
 from tasks.model import new_id
 from tasks.registry import TaskCall
-from tasks.runtime import Runtime
 from tasks.store.graphs import Edge, NewWorkflow, ResultKind, WorkflowRecord
+from tasks.testing_workflows import test_row
 
 if TYPE_CHECKING:
     from tasks.extension import Tasks
-    from tasks.workflows import Workflow
+    from tasks.workflows import RowMaker, Workflow
 
 R = TypeVar("R")
 
@@ -91,20 +92,16 @@ class WorkflowHandle(Generic[R]):
         return await self._tasks.cancel_workflow(self.id)
 
 
-def _runtime(tasks: Tasks) -> Runtime:
+def _row_maker(tasks: Tasks) -> RowMaker:
     if tasks.test_mode is not None:
-        raise ConfigurationError(
-            "workflows and depends_on need a store: test mode does not run them yet"
-            " (use a SQLite file in a temporary folder instead)"
-        )
-    return accepting_runtime(tasks)
+        return test_row
+    return functools.partial(new_task, accepting_runtime(tasks))
 
 
 async def enqueue_workflow(tasks: Tasks, workflow: Workflow[R]) -> WorkflowHandle[R]:
     """Write ``workflow`` in one transaction; its handle once committed."""
-    rt = _runtime(tasks)
-    new = workflow.build(rt)
-    await _write(tasks, rt, new)
+    new = workflow.build(_row_maker(tasks))
+    await _write(tasks, new)
     steps = [s.id for s in new.steps]
     return WorkflowHandle[R](tasks, new.id, steps, new.result_ids, new.result_kind)
 
@@ -112,19 +109,22 @@ async def enqueue_workflow(tasks: Tasks, workflow: Workflow[R]) -> WorkflowHandl
 async def enqueue_dependent(tasks: Tasks, call: TaskCall[R]) -> TaskHandle[R]:
     """Write one task that waits for ``call.options.depends_on`` (a workflow of its own,
     which those tasks join if they are in none)."""
-    rt = _runtime(tasks)
     now = time.time()
-    row = new_task(rt, call, now)
+    row = _row_maker(tasks)(call, now)
     parents = list(dict.fromkeys(call.options.depends_on))
     for parent in parents:
         if not isinstance(parent, str) or not parent:
             raise TaskNotFoundError(f"depends_on names no task: {parent!r}")
     edges = [Edge(parent, row.id, "needs", n) for n, parent in enumerate(parents)]
-    await _write(tasks, rt, NewWorkflow(new_id(), "depends", now, [row], edges, [row.id]))
+    await _write(tasks, NewWorkflow(new_id(), "depends", now, [row], edges, [row.id]))
     return TaskHandle[R](tasks, row.id)
 
 
-async def _write(tasks: Tasks, rt: Runtime, workflow: NewWorkflow) -> None:
+async def _write(tasks: Tasks, workflow: NewWorkflow) -> None:
+    if tasks.test_mode is not None:
+        await tasks.test_mode.enqueue_workflow(workflow)
+        return
+    rt = accepting_runtime(tasks)
     now = workflow.created_at
     rt.wake()  # before the insert is submitted: see enqueueing.enqueue_rows
     await rt.store.insert_workflow(workflow)

@@ -21,7 +21,7 @@ crash between two steps neither loses the next nor runs it twice.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
@@ -40,7 +40,6 @@ from tasks.store.graphs import (
 if TYPE_CHECKING:
     from tasks.extension import Tasks
     from tasks.registry import Task
-    from tasks.runtime import Runtime
     from tasks.workflow_handle import WorkflowHandle
 
 A = TypeVar("A")
@@ -63,6 +62,8 @@ class Then(Generic[A, R_co]):
 
 
 Step = TaskCall[Any] | Then[Any, Any]
+RowMaker = Callable[[TaskCall[Any], float], NewTask]
+"""Turns one step's call, enqueued at a time, into its row (``enqueueing.new_task``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,9 +104,10 @@ class Workflow(Generic[R]):
     def _compile(self, builder: _Builder, needs: _Exit | None) -> _Exit:
         raise NotImplementedError
 
-    def build(self, rt: Runtime, now: float | None = None) -> NewWorkflow:
-        """The rows and edges to write (checked: sizes, keys, what each step receives)."""
-        builder = _Builder(rt, time.time() if now is None else now)
+    def build(self, make_row: RowMaker, now: float | None = None) -> NewWorkflow:
+        """The rows and edges to write (checked: sizes, keys, what each step receives);
+        ``make_row(call, now)`` turns each step into its row."""
+        builder = _Builder(make_row, time.time() if now is None else now)
         end = self._compile(builder, None)
         own = [step.id for step in builder.steps]
         for error_step in self._error_steps:
@@ -183,7 +185,7 @@ class Chord(Workflow[R]):
 class _Builder:
     """Collects rows and edges while a workflow compiles."""
 
-    rt: Runtime
+    make_row: RowMaker
     now: float
     id: str = field(default_factory=new_id)
     steps: list[NewTask] = field(default_factory=list)
@@ -225,8 +227,6 @@ class _Builder:
         self.edges += [Edge(parent, row.id, "error", n) for n, parent in enumerate(watched)]
 
     def _row(self, call: TaskCall[Any]) -> NewTask:
-        from tasks.enqueueing import new_task
-
         options = call.options
         if options.idempotency_key or options.unique_key:
             raise InvalidArgumentsError(
@@ -239,7 +239,7 @@ class _Builder:
             )
         if len(self.steps) >= MAX_STEPS:
             raise InvalidArgumentsError(f"a workflow has at most {MAX_STEPS} steps")
-        row = new_task(self.rt, call, self.now)
+        row = self.make_row(call, self.now)
         self.steps.append(row)
         return row
 
@@ -292,6 +292,9 @@ class WorkflowMethods:
 
     async def get_workflow(self, workflow_id: str) -> WorkflowRecord:
         """A workflow with each step as it is now; raises WorkflowNotFoundError."""
+        mode = self._facade().test_mode
+        if mode is not None and mode.knows_workflow(workflow_id):
+            return mode.get_workflow(workflow_id)
         found = await self._facade().store.workflow(workflow_id)
         if found is None:
             raise WorkflowNotFoundError(f"no workflow with id {workflow_id}")
@@ -300,6 +303,13 @@ class WorkflowMethods:
     async def cancel_workflow(self, workflow_id: str) -> int:
         """Cancel every unfinished step of a workflow (running ones are asked to stop);
         how many. Raises WorkflowNotFoundError."""
+        mode = self._facade().test_mode
+        if mode is not None and mode.knows_workflow(workflow_id):
+            unfinished = [s for s in mode.get_workflow(workflow_id).steps if not s.done]
+            for step in unfinished:
+                if not step.done:  # cancelling one cancels the steps that need it
+                    mode.cancel(step.id)
+            return len(unfinished)
         rt = self._facade().runtime
         await self.get_workflow(workflow_id)
         changed = await rt.store.cancel_workflow(workflow_id)

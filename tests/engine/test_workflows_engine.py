@@ -9,6 +9,7 @@ found by a wake-up.
 from __future__ import annotations
 
 import asyncio
+import functools
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from typing import Any, cast
 
@@ -16,7 +17,9 @@ import pytest
 from quart import Quart
 
 from tasks import InvalidArgumentsError, State, Tasks
+from tasks.enqueueing import new_task
 from tasks.errors import TaskFailedError, TaskNotFoundError, WorkflowNotFoundError
+from tasks.workflows import RowMaker
 from tests.conftest import eventually
 
 SLOW_POLL = 60.0
@@ -250,14 +253,18 @@ async def test_bad_workflows_are_refused_before_anything_is_written(backend_url:
     async with AsyncExitStack() as stack:
         await serve(stack, tasks, backend_url)
         with pytest.raises(InvalidArgumentsError, match="comes first"):
-            tasks.chain(parse.then()).build(tasks.runtime)
+            tasks.chain(parse.then()).build(rows(tasks))
         with pytest.raises(InvalidArgumentsError, match="after the result it receives"):
             parse.then("one", "two", "three")  # type: ignore[call-arg]
         with pytest.raises(InvalidArgumentsError, match="keys do not apply"):
-            tasks.chain(fetch.options(idempotency_key="k").call("a")).build(tasks.runtime)
+            tasks.chain(fetch.options(idempotency_key="k").call("a")).build(rows(tasks))
         with pytest.raises(InvalidArgumentsError, match="at most 1000 steps"):
-            tasks.group(fetch.call(str(n)) for n in range(1001)).build(tasks.runtime)
+            tasks.group(fetch.call(str(n)) for n in range(1001)).build(rows(tasks))
         assert (await tasks.list(limit=10)).tasks == []
+
+
+def rows(tasks: Tasks) -> RowMaker:
+    return functools.partial(new_task, tasks.runtime)
 
 
 async def _state_is(tasks: Tasks, task_id: str, state: State) -> bool:
