@@ -146,7 +146,7 @@ BEGIN
         AND id IN (SELECT child_id FROM tasks_edges WHERE parent_id = NEW.id AND kind = 'error')
         AND NOT EXISTS (SELECT 1 FROM tasks_edges e JOIN tasks p ON p.id = e.parent_id
             WHERE e.child_id = tasks.id AND e.kind = 'error'
-                AND p.state NOT IN ('succeeded', 'cancelled'));
+                AND +p.state NOT IN ('succeeded', 'cancelled'));
 END;
 
 -- A failed or cancelled step is queued again (a retry): the steps cancelled
@@ -158,19 +158,19 @@ WHEN NEW.workflow_id IS NOT NULL AND NEW.state IN ('queued', 'waiting')
 BEGIN
     UPDATE tasks SET state = 'waiting',
         blockers = (SELECT COUNT(*) FROM tasks_edges e JOIN tasks p ON p.id = e.parent_id
-            WHERE e.child_id = NEW.id AND e.kind = 'needs' AND p.state <> 'succeeded')
+            WHERE e.child_id = NEW.id AND e.kind = 'needs' AND +p.state <> 'succeeded')
     WHERE id = NEW.id AND state = 'queued'
         AND EXISTS (SELECT 1 FROM tasks_edges e JOIN tasks p ON p.id = e.parent_id
-            WHERE e.child_id = NEW.id AND e.kind = 'needs' AND p.state <> 'succeeded');
+            WHERE e.child_id = NEW.id AND e.kind = 'needs' AND +p.state <> 'succeeded');
     UPDATE tasks SET state = 'waiting', finished_at = NULL, error_type = NULL,
         error_message = NULL, error_traceback = NULL, version = version + 1,
         blockers = (SELECT COUNT(*) FROM tasks_edges e JOIN tasks p ON p.id = e.parent_id
-            WHERE e.child_id = tasks.id AND e.kind = 'needs' AND p.state <> 'succeeded')
+            WHERE e.child_id = tasks.id AND e.kind = 'needs' AND +p.state <> 'succeeded')
     WHERE state = 'cancelled' AND error_type = 'DependencyError'
         AND id IN (SELECT child_id FROM tasks_edges WHERE parent_id = NEW.id AND kind = 'needs')
         AND NOT EXISTS (SELECT 1 FROM tasks_edges e JOIN tasks p ON p.id = e.parent_id
             WHERE e.child_id = tasks.id AND e.kind = 'needs' AND p.id <> NEW.id
-                AND p.state IN ('failed', 'cancelled'));
+                AND +p.state IN ('failed', 'cancelled'));
 END;
 
 -- A purged step takes its edges with it (purge keeps steps others still need).

@@ -368,9 +368,9 @@ UPDATE tasks SET workflow_id = ? WHERE id = ? AND workflow_id IS NULL
 -- succeeded (queued if none) and, if it is an error step, for a failure.
 UPDATE tasks SET workflow_id = ?1, receives = ?2,
     blockers = (SELECT COUNT(*) FROM tasks_edges e JOIN tasks p ON p.id = e.parent_id
-        WHERE e.child_id = ?3 AND e.kind = 'needs' AND p.state <> 'succeeded'),
+        WHERE e.child_id = ?3 AND e.kind = 'needs' AND +p.state <> 'succeeded'),
     state = CASE WHEN EXISTS (SELECT 1 FROM tasks_edges e JOIN tasks p ON p.id = e.parent_id
-            WHERE e.child_id = ?3 AND (e.kind = 'error' OR p.state <> 'succeeded'))
+            WHERE e.child_id = ?3 AND (e.kind = 'error' OR +p.state <> 'succeeded'))
         THEN 'waiting' ELSE 'queued' END
 WHERE id = ?3
 
