@@ -29,6 +29,7 @@ from tasks.errors import InvalidArgumentsError, WorkflowNotFoundError
 from tasks.model import NewTask, new_id
 from tasks.registry import EnqueueOptions, TaskCall
 from tasks.store.graphs import (
+    MAX_DEPTH,
     MAX_STEPS,
     Edge,
     NewWorkflow,
@@ -191,6 +192,7 @@ class _Builder:
     steps: list[NewTask] = field(default_factory=list)
     edges: list[Edge] = field(default_factory=list)
     receives: dict[str, Receives] = field(default_factory=dict)
+    depths: dict[str, int] = field(default_factory=dict)
 
     def part(self, part: Step | Workflow[Any], needs: _Exit | None) -> _Exit:
         if isinstance(part, Workflow):
@@ -215,6 +217,13 @@ class _Builder:
         else:
             call = step
         row = self._row(call)
+        level = 1 + max((self.depths[p] for p in needs.ids), default=0) if needs else 1
+        if level > MAX_DEPTH:
+            raise InvalidArgumentsError(
+                f"a workflow is at most {MAX_DEPTH} steps deep (its longest chain);"
+                " split a longer one, or give it fewer, bigger steps"
+            )
+        self.depths[row.id] = level
         if isinstance(step, Then) and needs is not None:
             self.receives[row.id] = "result" if needs.kind == "one" else "results"
         for position, parent in enumerate(needs.ids if needs else ()):

@@ -19,7 +19,11 @@ Receives = Literal["result", "results", "failure"]
 ResultKind = Literal["one", "list"]
 
 MAX_STEPS = 1000
-"""The most steps one workflow call may write (and so the deepest chain)."""
+"""The most steps one workflow call may write."""
+MAX_DEPTH = 100
+"""The most steps one after another in a workflow call (its longest chain). A failure
+cancels, and a retry revives, the steps below it level by level; the cost grows with
+the square of the depth on SQLite (nested triggers)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -260,6 +260,10 @@ async def test_bad_workflows_are_refused_before_anything_is_written(backend_url:
             tasks.chain(fetch.options(idempotency_key="k").call("a")).build(rows(tasks))
         with pytest.raises(InvalidArgumentsError, match="at most 1000 steps"):
             tasks.group(fetch.call(str(n)) for n in range(1001)).build(rows(tasks))
+        with pytest.raises(InvalidArgumentsError, match="at most 100 steps deep"):
+            tasks.chain(fetch.call("a"), *[parse.then() for _ in range(100)]).build(rows(tasks))
+        wide_and_deep = [tasks.chain(*[fetch.call(str(n)) for n in range(100)]) for _ in range(10)]
+        assert len(tasks.group(wide_and_deep).build(rows(tasks)).steps) == 1000
         assert (await tasks.list(limit=10)).tasks == []
 
 

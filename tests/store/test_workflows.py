@@ -15,7 +15,7 @@ import pytest
 from tasks.errors import TaskNotFoundError
 from tasks.model import Finish, NewTask, State, new_id
 from tasks.store import Store
-from tasks.store.graphs import MAX_STEPS, Edge, NewWorkflow, Receives
+from tasks.store.graphs import MAX_DEPTH, Edge, NewWorkflow, Receives
 from tests.store.conftest import StoreFactory
 from tests.store.contract import LEASE, OWNER, add, new_task, wait_for_reclaim
 
@@ -256,10 +256,10 @@ async def test_a_parent_ending_while_its_dependent_is_written(
 
 
 async def test_the_longest_chain_cascades_and_resumes_to_its_end(store: Store) -> None:
-    """A chain of MAX_STEPS: the cascade after its first step fails, and the resume
-    after the retry, reach the last step (SQLite's trigger depth, PostgreSQL's stack)."""
-    steps = [new_task() for _ in range(MAX_STEPS)]
-    chain = flow(steps, [(n, n + 1) for n in range(MAX_STEPS - 1)])
+    """A chain of MAX_DEPTH: the cascade after its first step fails, and the resume
+    after the retry, reach the last step (nested triggers on SQLite, PostgreSQL's stack)."""
+    steps = [new_task() for _ in range(MAX_DEPTH)]
+    chain = flow(steps, [(n, n + 1) for n in range(MAX_DEPTH - 1)])
     await store.insert_workflow(chain)
     await run_one(store, state=State.FAILED)
     last = await store.get(steps[-1].id)
