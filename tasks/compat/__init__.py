@@ -2,7 +2,8 @@
 
 - :class:`TaskQueue`: a ``queue.Queue``-like object whose items become durable tasks.
 - :class:`Executor`: Flask-Executor's ``submit``/``map``/stored futures (in memory only).
-- :class:`CeleryTasks`: ``@celery.task``, ``.delay()``, ``.apply_async()``, ``AsyncResult``.
+- :class:`CeleryTasks`: ``@celery.task``, ``.delay()``, ``.apply_async()``, ``AsyncResult``,
+  and the canvas: ``.s()``, ``.si()``, ``chain``, ``group``, ``chord``, ``|``.
 
 Blocking calls work from plain ``def`` views (Quart runs them in threads) and
 hand their work to the app's event loop; on the loop thread they raise
@@ -13,6 +14,8 @@ hand their work to the app's event loop; on the loop thread they raise
 from tasks.compat.bridge import BlockingCallError
 from tasks.compat.celery_api import CeleryTasks
 from tasks.compat.celery_beat import crontab
+from tasks.compat.celery_canvas import CanvasError, Signature, chain, chord, group, signature
+from tasks.compat.celery_group import GroupResult
 from tasks.compat.celery_result import AsyncResult, RemoteTaskError, TaskRevokedError
 from tasks.compat.celery_retry import MaxRetriesExceededError
 from tasks.compat.celery_task import CeleryTask, TaskRequest
@@ -23,14 +26,21 @@ __all__ = [
     "AsyncResult",
     "AwaitableFuture",
     "BlockingCallError",
+    "CanvasError",
     "CeleryTask",
     "CeleryTasks",
     "Executor",
     "FutureCollection",
+    "GroupResult",
     "MaxRetriesExceededError",
     "RemoteTaskError",
+    "Signature",
     "TaskQueue",
     "TaskRequest",
     "TaskRevokedError",
+    "chain",
+    "chord",
     "crontab",
+    "group",
+    "signature",
 ]

@@ -28,10 +28,12 @@ from tasks.compat.celery_result import (
 )
 from tasks.compat.celery_retry import DEFAULT_RETRY_DELAY, MAX_RETRIES
 from tasks.compat.celery_task import CeleryTask
+from tasks.errors import UnknownTaskError
 from tasks.events import TaskEvent
 from tasks.model import ErrorInfo
 
 if TYPE_CHECKING:
+    from tasks.compat.celery_canvas import Signature
     from tasks.extension import Tasks
     from tasks.registry import ExecutorName
 
@@ -172,6 +174,12 @@ class CeleryTasks:
     def AsyncResult(self, task_id: str) -> AsyncResult[Any]:  # noqa: N802 (Celery's name)
         """The result of any task, by id."""
         return AsyncResult(task_id, self.tasks, self.tracks_started)
+
+    def signature(self, name: str, *args: Any, **kwargs: Any) -> Signature:
+        """Celery's ``app.signature("task.name", args, kwargs, **options)``."""
+        if name not in self._by_name:
+            raise UnknownTaskError(f"no Celery-style task is registered as {name!r}")
+        return self._by_name[name].signature(*args, **kwargs)
 
     def tracks_started(self, name: str) -> bool:
         """Whether the task called ``name`` reads ``STARTED`` before its first update."""

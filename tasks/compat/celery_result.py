@@ -1,73 +1,60 @@
-"""Celery's view of a stored task: state names, ``info``, and :class:`AsyncResult`.
+"""Celery's :class:`AsyncResult`: one task's state, ``info`` and outcome, read from the store.
 
-=============  ============================================================
-stored state   Celery state
-=============  ============================================================
-queued         ``PENDING`` (``RETRY`` when an earlier attempt failed)
-running        the state last set with ``update_state``; before the first,
-               ``STARTED`` if the task tracks it (``track_started``), else
-               still ``PENDING``/``RETRY``, as in Celery
-succeeded      ``SUCCESS``
-failed         ``FAILURE``
-cancelling     ``REVOKED`` (what ``revoke(terminate=True)`` shows at once; the
-               body is being stopped)
-cancelled      ``REVOKED``
-=============  ============================================================
-
-A custom state set with ``update_state`` is read back from the progress
-message (see :mod:`tasks.compat.celery_api` for the mapping).
+State names and ``info`` per stored state live in :mod:`tasks.compat.celery_states`
+(re-exported here). A canvas step (:mod:`tasks.compat.celery_canvas`) that was
+not run because a step it needs failed raises that step's exception from
+:meth:`AsyncResult.get`, as Celery's ``get()`` re-raises a parent's failure.
 """
 
 from __future__ import annotations
 
-import builtins
 import contextlib
-import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from tasks.compat.bridge import BlockingCallError, on_loop_thread, run_blocking
-from tasks.errors import (
-    InvalidStateError,
-    TaskFailedError,
-    TaskNotFoundError,
-    TasksError,
-    TaskTimeoutError,
-    UnknownTaskError,
-    WorkerLostError,
+from tasks.compat.celery_states import (
+    FAILURE,
+    PENDING,
+    PROGRESS,
+    READY_STATES,
+    RETRY,
+    REVOKED,
+    STARTED,
+    SUCCESS,
+    RemoteTaskError,
+    TaskRevokedError,
+    celery_info,
+    celery_state,
+    rebuild_exception,
 )
-from tasks.model import ErrorInfo, Progress, State, TaskRecord
+from tasks.errors import InvalidStateError, TaskNotFoundError
+from tasks.model import ErrorInfo, State, TaskRecord
 
 if TYPE_CHECKING:
+    from tasks.compat.celery_group import GroupResult
     from tasks.extension import Tasks
 
+__all__ = [
+    "FAILURE",
+    "PENDING",
+    "PROGRESS",
+    "READY_STATES",
+    "RETRY",
+    "REVOKED",
+    "STARTED",
+    "SUCCESS",
+    "AsyncResult",
+    "RemoteTaskError",
+    "TaskRevokedError",
+    "celery_info",
+    "celery_state",
+    "rebuild_exception",
+]
+
 R = TypeVar("R")
-
-PENDING = "PENDING"
-STARTED = "STARTED"
-PROGRESS = "PROGRESS"
-RETRY = "RETRY"
-SUCCESS = "SUCCESS"
-FAILURE = "FAILURE"
-REVOKED = "REVOKED"
-READY_STATES = frozenset({SUCCESS, FAILURE, REVOKED})
-_ENGINE_ERRORS = {e.__name__: e for e in (WorkerLostError, TaskTimeoutError, UnknownTaskError)}
-"""Errors the engine records for a run it ended; rebuilt as themselves."""
-
-
-class TaskRevokedError(TasksError):
-    """Raised by :meth:`AsyncResult.get` for a cancelled (revoked) task."""
-
-
-class RemoteTaskError(TaskFailedError):
-    """A task failed with an exception that cannot be rebuilt here (not a builtin).
-
-    ``type_name`` is the original exception's class name.
-    """
-
-    def __init__(self, type_name: str, message: str) -> None:
-        super().__init__(f"{type_name}: {message}" if message else type_name)
-        self.type_name = type_name
+DEPENDENCY_ERROR = "DependencyError"
+"""The error type the engine records on a step cancelled because one it needs did not succeed."""
 
 
 class AsyncResult(Generic[R]):
@@ -91,6 +78,8 @@ class AsyncResult(Generic[R]):
         self._track_started = track_started
         self._record: TaskRecord | None = None
         self._loaded = False
+        self.parent: AsyncResult[Any] | GroupResult | None = None
+        """For a canvas step, the result of what came before it (Celery's ``parent``)."""
 
     def __repr__(self) -> str:
         return f"<AsyncResult {self.id}>"
@@ -190,6 +179,8 @@ class AsyncResult(Generic[R]):
         if state == SUCCESS or not propagate:
             return cast(R, value)
         if state == REVOKED:
+            if record.error is not None and record.error.type == DEPENDENCY_ERROR:
+                raise await failed_dependency(self.tasks, record)
             raise TaskRevokedError(f"task {self.id} was revoked")
         raise cast(BaseException, value)
 
@@ -214,91 +205,30 @@ class AsyncResult(Generic[R]):
         )
 
 
-def celery_state(record: TaskRecord | None, track_started: bool = False) -> str:
-    """The Celery state name of a stored task (None: unknown id, ``PENDING``).
-
-    A running task reads as its last ``update_state`` state; with none, as
-    ``PROGRESS`` once it reported progress through ``current_task().progress``;
-    else ``STARTED`` when started tasks are tracked, and otherwise as it read
-    before it started (``PENDING``, or ``RETRY``), as Celery's result backend does.
-    """
-    if record is None:
-        return PENDING
-    if record.state == State.RUNNING:
-        custom = _custom_state(record.progress)
-        if custom is not None:
-            return custom[0]
-        if record.progress != Progress():
-            return PROGRESS
-        if track_started:
-            return STARTED
-    if record.state in (State.QUEUED, State.RUNNING):
-        return RETRY if record.error is not None and record.attempts > 0 else PENDING
-    return {
-        State.SUCCEEDED: SUCCESS,
-        State.FAILED: FAILURE,
-        State.CANCELLING: REVOKED,
-        State.CANCELLED: REVOKED,
-    }[record.state]
-
-
-def celery_info(record: TaskRecord | None, track_started: bool = False) -> Any:
-    """Celery's ``info`` (= ``result``) of a stored task, per state.
-
-    ``PENDING``: None. ``STARTED``: ``{"pid", "hostname"}`` of the worker.
-    A custom state: its ``meta``. ``PROGRESS`` without ``update_state``:
-    ``{"current", "total", "message"}``. ``SUCCESS``: the return value.
-    ``FAILURE`` and ``RETRY``: the exception. ``REVOKED``: a :class:`TaskRevokedError`.
-    """
-    state = celery_state(record, track_started)
-    if record is None or state == PENDING:
-        return None
-    if state == SUCCESS:
-        return record.result
-    if state == REVOKED:
-        return TaskRevokedError(f"task {record.id} was revoked")
-    if state in (FAILURE, RETRY):
-        return rebuild_exception(record.error or ErrorInfo("Exception", ""))
-    if state == STARTED:
-        return _worker(record.lease_owner)
-    custom = _custom_state(record.progress)
-    if custom is not None:
-        return custom[1]
-    p = record.progress
-    return {"current": p.current, "total": p.total, "message": p.message}
-
-
-def _worker(owner: str | None) -> dict[str, Any]:
-    """Celery's ``STARTED`` meta, ``{"pid", "hostname"}``, from a lease owner ``host:pid:nonce``."""
-    parts = (owner or "").rsplit(":", 2)
-    if len(parts) != 3 or not parts[1].isdigit():
-        return {"pid": None, "hostname": owner}
-    return {"pid": int(parts[1]), "hostname": parts[0]}
-
-
-def rebuild_exception(error: ErrorInfo) -> BaseException:
-    """The stored error as an exception: its class if builtin or one the engine itself
-    stores (``WorkerLostError``, ``TaskTimeoutError``...), else :class:`RemoteTaskError`."""
-    cls = getattr(builtins, error.type, None) or _ENGINE_ERRORS.get(error.type)
-    if isinstance(cls, type) and issubclass(cls, Exception):
-        try:
-            return cls(error.message)
-        except Exception:
-            pass
-    return RemoteTaskError(error.type, error.message)
-
-
-def _custom_state(progress: Progress) -> tuple[str, Any] | None:
-    if not progress.message or not progress.message.startswith("{"):
-        return None
-    try:
-        decoded = json.loads(progress.message)
-    except ValueError:
-        return None
-    if (
-        isinstance(decoded, dict)
-        and decoded.keys() == {"state", "meta"}
-        and isinstance(decoded["state"], str)
-    ):
-        return decoded["state"], decoded["meta"]
-    return None
+async def failed_dependency(tasks: Tasks, record: TaskRecord) -> BaseException:
+    """Why the workflow step ``record`` was not run: the exception of the nearest step it
+    needs (directly or through other skipped steps) that failed, or, when that step was
+    revoked instead, a :class:`TaskRevokedError`."""
+    detail = record.error.message if record.error else "a step it needs did not succeed"
+    reason = TaskRevokedError(f"task {record.id} {detail}")
+    if record.workflow_id is None:
+        return reason
+    workflow = await tasks.get_workflow(record.workflow_id)
+    steps = {step.id: step for step in workflow.steps}
+    needs: dict[str, list[str]] = {}
+    for edge in workflow.edges:
+        if edge.kind == "needs":
+            needs.setdefault(edge.child_id, []).append(edge.parent_id)
+    seen: set[str] = set()
+    todo = [record.id]
+    while todo:
+        for parent_id in needs.get(todo.pop(0), []):
+            parent = steps.get(parent_id)
+            if parent is None or parent_id in seen:
+                continue
+            seen.add(parent_id)
+            if parent.state == State.FAILED:
+                return rebuild_exception(parent.error or ErrorInfo("Exception", ""))
+            if parent.error is not None and parent.error.type == DEPENDENCY_ERROR:
+                todo.append(parent_id)
+    return reason

@@ -29,6 +29,7 @@ from tasks.serialization import dumps
 
 if TYPE_CHECKING:
     from tasks.compat.celery_api import CeleryTasks
+    from tasks.compat.celery_canvas import Canvas, Signature
     from tasks.registry import Task
 
 R = TypeVar("R")
@@ -134,6 +135,39 @@ class CeleryTask(Generic[R]):
             total = _number(meta.get("total"))
         context.progress(current, total, message)
 
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """Celery's partial signature: in a chain it receives the previous result first."""
+        return self.signature(args, kwargs)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """Celery's immutable signature: it runs with exactly these arguments."""
+        return self.signature(args, kwargs, immutable=True)
+
+    def signature(
+        self,
+        args: tuple[Any, ...] | list[Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        immutable: bool = False,
+        **options: Any,
+    ) -> Signature:
+        """A :class:`~tasks.compat.celery_canvas.Signature` of this task (see that module)."""
+        from tasks.compat.celery_canvas import Signature
+
+        return Signature(self, args or (), kwargs, options, immutable)
+
+    subtask = signature
+
+    def map(self, *_: Any) -> None:
+        """Not supported: Celery's ``map``/``starmap``/``chunks`` run many calls in one task."""
+        from tasks.compat.celery_canvas import CanvasError
+
+        raise CanvasError(
+            f"{self.name}.map/starmap/chunks are not supported: use"
+            f" group({self.name}.s(item) for item in items), one task per item"
+        )
+
+    starmap = chunks = map
+
     def apply_async(
         self,
         args: tuple[Any, ...] | list[Any] | None = None,
@@ -143,12 +177,20 @@ class CeleryTask(Generic[R]):
         eta: datetime | None = None,
         priority: int | None = None,
         queue: str | None = None,
+        link: Canvas | list[Canvas] | None = None,
+        link_error: Canvas | list[Canvas] | None = None,
     ) -> AsyncResult[R]:
         """Store the task (blocking; for threads) and return its :class:`AsyncResult`.
 
         ``countdown`` delays by seconds, ``eta`` runs at a datetime (naive means
-        UTC, as in Celery's default).
+        UTC, as in Celery's default). ``link``/``link_error`` add callbacks (see
+        :mod:`tasks.compat.celery_canvas`): the task and they are one workflow.
         """
+        if link is not None or link_error is not None:
+            options = _options(countdown, eta, priority, queue)
+            sig = self.signature(args, kwargs, **options)
+            result: AsyncResult[R] = sig.apply_async(link=link, link_error=link_error)
+            return result
         call = self._call(args, kwargs, countdown, eta, priority, queue)
         return run_blocking(
             self.owner.tasks,
@@ -170,8 +212,14 @@ class CeleryTask(Generic[R]):
         eta: datetime | None = None,
         priority: int | None = None,
         queue: str | None = None,
+        link: Canvas | list[Canvas] | None = None,
+        link_error: Canvas | list[Canvas] | None = None,
     ) -> AsyncResult[R]:
         """:meth:`apply_async` for ``async`` code."""
+        if link is not None or link_error is not None:
+            sig = self.signature(args, kwargs, **_options(countdown, eta, priority, queue))
+            result: AsyncResult[R] = await sig.aapply_async(link=link, link_error=link_error)
+            return result
         return await self._enqueue(self._call(args, kwargs, countdown, eta, priority, queue))
 
     async def adelay(self, *args: Any, **kwargs: Any) -> AsyncResult[R]:
@@ -211,3 +259,10 @@ def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
     return float(value)
+
+
+def _options(
+    countdown: float | None, eta: datetime | None, priority: int | None, queue: str | None
+) -> dict[str, Any]:
+    given = {"countdown": countdown, "eta": eta, "priority": priority, "queue": queue}
+    return {key: value for key, value in given.items() if value is not None}
