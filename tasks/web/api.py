@@ -40,6 +40,8 @@ from tasks.web.shutdown import SCOPE_KEY, Terminated
 from tasks.web.sse import RETRY_MS, event_stream_response, parse_last_event_id, task_events
 from tasks.web.summaries import page_json
 from tasks.web.worker_routes import add_worker_routes
+from tasks.web.workflow_routes import add_workflow_routes, task_workflow
+from tasks.web.workflow_schemas import TaskDetailOut
 
 if TYPE_CHECKING:
     from tasks.web.extension import TasksWeb
@@ -222,18 +224,20 @@ def create_blueprint(web: TasksWeb) -> Blueprint:
     add_schedule_routes(bp, tasks, _errors)
     add_ops_routes(bp, tasks, _errors)
     add_worker_routes(bp, tasks, _errors)
+    add_workflow_routes(bp, tasks, _errors)
 
     @bp.get("/<task_id>")
-    @document_response(TaskOut, 200)
+    @document_response(TaskDetailOut, 200)
     @_errors(404)
     @openapi_extra(path_patterns=_ID)
     async def get_task(task_id: str) -> Response:
-        """One task: state, progress, result or error; for a queued task, why it waits."""
+        """One task: state, progress, result or error; why it waits; its workflow, if any."""
         record = await tasks.get(known_id(task_id))
         view = record.to_dict()
         waiting = await tasks.why_waiting(record)
         if waiting is not None:
             view["waiting"] = waiting.to_dict()
+        view["workflow"] = await task_workflow(tasks, record)
         return task_response(view, 200)
 
     @bp.get("/<task_id>/events")

@@ -19,6 +19,7 @@ from tasks.web import auth
 from tasks.web.dashboard_pages import add_pages, page_context
 from tasks.web.payload import describe
 from tasks.web.schemas import TASK_ID_PATTERN, QueueName, StateName
+from tasks.web.workflow_pages import add_workflow_pages
 
 if TYPE_CHECKING:
     from tasks.store import Store
@@ -180,3 +181,4 @@ def add_dashboard(bp: Blueprint, web: TasksWeb) -> None:
         )
 
     add_pages(bp, web)
+    add_workflow_pages(bp, web)

@@ -18,6 +18,7 @@ from tasks.web.live import MAX_WATCHED, Listing, dashboard_events
 from tasks.web.schemas import TASK_ID_PATTERN
 from tasks.web.shutdown import SCOPE_KEY, Terminated
 from tasks.web.sse import event_stream_response
+from tasks.web.workflow_routes import step_links
 
 if TYPE_CHECKING:
     from tasks.extension import Tasks
@@ -125,6 +126,7 @@ def add_pages(bp: Blueprint, web: TasksWeb) -> None:
             iso=iso,
             has_result=record.state is State.SUCCEEDED or record.result is not None,
             waiting=await tasks.why_waiting(record),
+            links=await step_links(tasks, record),
         )
 
     @bp.get("/dashboard/queues")

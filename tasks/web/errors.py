@@ -17,6 +17,7 @@ from tasks.errors import (
     TaskNotFoundError,
     TasksError,
     UnknownTaskError,
+    WorkflowNotFoundError,
 )
 
 RETRY_AFTER_SECONDS = 5
@@ -45,6 +46,7 @@ _STATUS: list[tuple[type[TasksError], int, str]] = [
     (InvalidArgumentsError, 422, "invalid_arguments"),
     (TaskNotFoundError, 404, "task_not_found"),
     (ScheduleNotFoundError, 404, "schedule_not_found"),
+    (WorkflowNotFoundError, 404, "workflow_not_found"),
     (InvalidStateError, 409, "invalid_state"),
     (QueueFullError, 429, "queue_full"),
     (NotAcceptingError, 503, "not_accepting"),

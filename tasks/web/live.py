@@ -133,8 +133,8 @@ async def dashboard_events(
             elif loop.time() >= quiet_until:
                 yield b": keep-alive\n\n"
                 quiet_until = loop.time() + keepalive
-            await _wait(woken, stop, poll_interval)
-            await _wait(None, stop, started + MIN_ROUND - loop.time())
+            await wait_round(woken, stop, poll_interval)
+            await wait_round(None, stop, started + MIN_ROUND - loop.time())
     finally:
         tasks.remove_listener(wake)
         if stop is not None:
@@ -145,7 +145,7 @@ def _event(kind: str, data: str) -> bytes:
     return f"event: {kind}\ndata: {data}\n\n".encode()
 
 
-async def _wait(
+async def wait_round(
     woken: asyncio.Event | None, stop: asyncio.Future[Any] | None, timeout: float
 ) -> None:
     """Until ``woken`` is set, the server stops, or ``timeout`` seconds pass."""

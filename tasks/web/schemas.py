@@ -193,6 +193,8 @@ class TaskOut(TaskFields):
     """Concurrency and rate limits and unique key; null: none."""
     waiting: WaitingOut | None = None
     """Only in ``GET /tasks/<id>`` of a queued task: why it waits."""
+    workflow_id: str | None = None
+    """The workflow it is a step of (``GET /tasks/workflows/<id>``); null: a plain task."""
 
 
 class ExcerptOut(BaseModel):

@@ -59,11 +59,13 @@ DATA_FILES = [
     "tasks/web/templates/tasks_queues.html",
     "tasks/web/templates/tasks_workers.html",
     "tasks/web/templates/tasks_missing.html",
+    "tasks/web/templates/tasks_workflow.html",
     "tasks/web/static/common.js",
     "tasks/web/static/dashboard.js",
     "tasks/web/static/task.js",
     "tasks/web/static/queues.js",
     "tasks/web/static/workers.js",
+    "tasks/web/static/workflow.js",
     "tasks/web/static/dashboard.css",
 ]
 

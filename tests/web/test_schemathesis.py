@@ -71,7 +71,7 @@ def test_st_run_checks_all_is_clean(tmp_path: Path) -> None:
     assert "Schema-valid request rejected" not in report, report
     assert "FAILURES" not in report, report
     assert "ERRORS" not in report, report
-    assert "Tested: 18" in report, report  # every API operation, schedules and workers included
+    assert "Tested: 20" in report, report  # every API operation: schedules, workers, workflows
 
 
 def test_event_stream_conforms_to_its_documented_events(tmp_path: Path) -> None:
