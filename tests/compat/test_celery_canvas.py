@@ -163,3 +163,16 @@ def _linked(canvas: Any) -> Any:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_canvases_run_eagerly_with_task_always_eager(app: Quart) -> None:
+    """Celery's test setting runs a whole canvas at once, as Celery's eager mode does."""
+    celery.conf.task_always_eager = True
+    try:
+        result = await chain(add.s(1, 2), mul.s(10)).adelay()
+        assert (await tasks.get(result.id)).state == State.SUCCEEDED  # ran within adelay()
+        assert await result.aget() == 30
+        assert await (await group(add.s(n, n) for n in range(3)).adelay()).aget() == [0, 2, 4]
+        assert await (await chord([add.s(1, 1), add.s(2, 2)], xsum.s()).adelay()).aget() == 6
+    finally:
+        celery.conf.task_always_eager = False
