@@ -87,7 +87,10 @@ def test_kill_9_of_one_of_three_hypercorn_workers_is_recovered_without_its_lease
 ) -> None:
     # The master stops the other two workers when one dies; they drain for up to
     # 15 s, and meanwhile (not after a 60 s lease) requeue the dead one's tasks.
-    server = make_server(workers=3, env={**LONG_LEASE, "TASKS_SHUTDOWN_TIMEOUT": "15"})
+    # 4 slots a worker for 12 tasks: every worker must take some (with the default
+    # 10, one worker could take 10 and another the last 2, leaving the third idle).
+    env = {**LONG_LEASE, "TASKS_SHUTDOWN_TIMEOUT": "15", "TASKS_CONCURRENCY": "4"}
+    server = make_server(workers=3, env=env)
     server.start()
     pids = server.worker_pids()
     assert len(pids) == 3
