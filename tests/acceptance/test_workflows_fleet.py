@@ -63,6 +63,12 @@ def start_worker(server: Server, name: str) -> TasksWorker:
     return worker
 
 
+def logged(server: Server) -> list[str]:
+    """The execution log's lines so far (none before the first task wrote one)."""
+    path = server.executions_path
+    return path.read_text().splitlines() if path.exists() else []
+
+
 def part_counts(url: str) -> dict[str, int]:
     rows = query(url, "SELECT state, COUNT(*) FROM tasks WHERE name = 'accept.part' GROUP BY state")
     return {state: count for state, count in rows}
@@ -83,7 +89,7 @@ def test_a_chord_of_200_survives_kill_9_and_ends_once(
     def victim_ran_parts() -> bool:
         return any(
             line.endswith(f" {victim_pid}") and line.startswith("succeeded ")
-            for line in server.executions_path.read_text().splitlines()
+            for line in logged(server)
         )
 
     poll(victim_ran_parts, 60, "the standalone worker to finish some parts", interval=0.05)
@@ -101,10 +107,6 @@ def test_a_chord_of_200_survives_kill_9_and_ends_once(
     assert state == "succeeded"
     assert json.loads(result) == sum(range(SIZE))
     assert part_counts(url) == {"succeeded": SIZE}
-    totals = [
-        line.split()
-        for line in server.executions_path.read_text().splitlines()
-        if line.startswith("total ")
-    ]
+    totals = [line.split() for line in logged(server) if line.startswith("total ")]
     assert [(t[1], int(t[3]), int(t[4])) for t in totals] == [(final, SIZE, sum(range(SIZE)))]
     assert server.executions("started")[final] == 1
