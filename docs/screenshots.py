@@ -1,10 +1,11 @@
-"""Make the dashboard screenshots in docs/images/ (list, detail, queues, workers).
+"""Make the dashboard screenshots in docs/images/ (list, detail, queues, workers, workflow).
 
     .venv/bin/python docs/screenshots.py [--chromium /usr/bin/chromium]
 
 Starts the reference app (``asgi:app``) under Hypercorn on a temporary SQLite
-file, enqueues a mix of demo tasks in three queues, and saves one PNG per page
-from headless Chromium (Playwright). Not a test: it asserts nothing.
+file, enqueues a mix of demo tasks in three queues, uploads a few files to the
+side server and starts the uploads manifest (a chord), and saves one PNG per
+page from headless Chromium (Playwright). Not a test: it asserts nothing.
 
 The workers page reads ``GET /tasks/workers``. When the server has no worker
 registry (404), the script answers that one request in the browser with sample
@@ -121,7 +122,21 @@ def populate(url: str) -> tuple[str, str]:
     return failed, running
 
 
-async def shoot(url: str, chromium: str, failed: str, running: str) -> None:
+def manifest(url: str, side_port: int) -> str:
+    """Upload a few files to the side server, start the manifest chord; its workflow id."""
+    for n in range(6):
+        data = os.urandom(20_000 + 5_000 * n)
+        with socket.create_connection(("127.0.0.1", side_port), timeout=30) as sock:
+            sock.sendall(f"scan-{n}.pdf {len(data)}\n".encode() + data)
+            sock.recv(200)
+    with httpx.Client(base_url=url, timeout=30) as api:
+        response = api.post("/uploads/manifest")
+        response.raise_for_status()
+        workflow: str = response.json()["workflow"]
+        return workflow
+
+
+async def shoot(url: str, chromium: str, failed: str, running: str, side_port: int) -> None:
     from playwright.async_api import Route, async_playwright
 
     async def fake_workers(route: Route) -> None:
@@ -160,6 +175,10 @@ async def shoot(url: str, chromium: str, failed: str, running: str) -> None:
             await page.goto(f"{url}/tasks/dashboard/workers")
             await page.locator("#workers tr.worker").first.wait_for(timeout=10_000)
             await page.screenshot(path=str(IMAGES / "dashboard-workers.png"))
+            workflow = manifest(url, side_port)  # after the list, so that it shows the demo mix
+            await page.goto(f"{url}/tasks/dashboard/workflow/{workflow}")
+            await page.get_by_text("Workflow succeeded").wait_for(timeout=60_000)
+            await page.screenshot(path=str(IMAGES / "dashboard-workflow.png"))
         finally:
             await browser.close()
 
@@ -171,14 +190,14 @@ def main() -> None:
         "--history", type=float, default=60, help="seconds of task waves before the pictures"
     )
     options = parser.parse_args()
-    port = free_port()
+    port, side_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as tmp:
         env = {
             **os.environ,
             "TASKS_DATABASE_URL": f"sqlite:///{Path(tmp) / 'tasks.sqlite3'}",
             "APP_INSTANCE_PATH": tmp,
-            "SIDE_SERVER_ENABLED": "false",
+            "SIDE_SERVER_PORT": str(side_port),
             "TASKS_QUEUES": "default,mail,reports",
         }
         hypercorn = Path(sys.executable).with_name("hypercorn")
@@ -193,7 +212,7 @@ def main() -> None:
             wait_ready(url)
             history(url, options.history)
             failed, running = populate(url)
-            asyncio.run(shoot(url, options.chromium, failed, running))
+            asyncio.run(shoot(url, options.chromium, failed, running, side_port))
         finally:
             server.terminate()
             server.wait(timeout=30)
