@@ -18,13 +18,21 @@ from typing import Any
 from tasks.errors import InvalidStateError
 from tasks.model import TaskRecord
 from tasks.store.base import Store
+from tasks.store.graphs import StepInput
 
 
 async def step_arguments(store: Store, record: TaskRecord) -> list[Any]:
     """``record``'s positional arguments with what it receives put first."""
     if record.receives is None:
         return record.args
-    inputs = await store.step_inputs(record.id)
+    return with_inputs(record, await store.step_inputs(record.id))
+
+
+def with_inputs(record: TaskRecord, inputs: list[StepInput]) -> list[Any]:
+    """``record``'s arguments after what ``inputs`` (its edges' parents, in position
+    order) give it; :class:`InvalidStateError` if they cannot give it yet."""
+    if record.receives is None:
+        return record.args
     if record.receives == "failure":
         failed = [i.parent_id for i in inputs if i.kind == "error" and i.state == "failed"]
         if not failed:

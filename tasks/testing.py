@@ -44,7 +44,7 @@ from tasks.handle import TaskHandle
 from tasks.model import ErrorInfo, Progress, State, TaskRecord, new_id
 from tasks.retrying import Retry
 from tasks.serialization import dumps, encode_result
-from tasks.store.graphs import NewWorkflow
+from tasks.store.graphs import Edge, NewWorkflow
 from tasks.testing_workflows import WorkflowRuns, refuse_in_batch
 
 if TYPE_CHECKING:
@@ -81,6 +81,8 @@ class TestMode(WorkflowRuns):
         self.enqueued: list[Captured] = []
         """Every enqueue, in order."""
         self._workflows: dict[str, NewWorkflow] = {}
+        self._to: dict[str, list[Edge]] = {}
+        self._from: dict[str, list[Edge]] = {}
         self._records: dict[str, TaskRecord] = {}
 
     async def enqueue(self, calls: Iterable[TaskCall[Any]]) -> list[TaskHandle[Any]]:

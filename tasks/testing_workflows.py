@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from tasks.enqueueing import build_row, queued_record
 from tasks.errors import InvalidArgumentsError, TaskNotFoundError, WorkflowNotFoundError
 from tasks.model import ErrorInfo, NewTask, State, TaskRecord
-from tasks.store.graphs import Edge, NewWorkflow, WorkflowRecord, not_run_message
+from tasks.step_inputs import with_inputs
+from tasks.store.graphs import Edge, NewWorkflow, StepInput, WorkflowRecord, not_run_message
 
 if TYPE_CHECKING:
     from tasks.registry import TaskCall
@@ -37,6 +38,10 @@ class WorkflowRuns:
 
     _records: dict[str, TaskRecord]
     _workflows: dict[str, NewWorkflow]
+    _to: dict[str, list[Edge]]
+    """A step's edges from the steps it needs or watches."""
+    _from: dict[str, list[Edge]]
+    """A step's edges to the steps that need or watch it."""
 
     def _add(self, record: TaskRecord) -> None:
         raise NotImplementedError
@@ -55,6 +60,9 @@ class WorkflowRuns:
             ):
                 raise TaskNotFoundError(f"no task with id {edge.parent_id} to depend on")
         self._workflows[workflow.id] = workflow
+        for edge in workflow.edges:
+            self._to.setdefault(edge.child_id, []).append(edge)
+            self._from.setdefault(edge.parent_id, []).append(edge)
         for row in workflow.steps:
             record = queued_record(row)
             record.workflow_id, record.receives = workflow.id, workflow.receives.get(row.id)
@@ -82,20 +90,23 @@ class WorkflowRuns:
         return workflow_id in self._workflows
 
     def step_arguments(self, record: TaskRecord) -> list[Any]:
-        """``record``'s arguments with what it receives first (see :mod:`tasks.step_inputs`)."""
+        """``record``'s arguments with what it receives first, as the engine gives them
+        (:func:`tasks.step_inputs.with_inputs`), each result a fresh copy."""
         if record.receives is None:
             return record.args
-        edges = sorted(self._edges_to(record.id), key=lambda e: e.position)
-        if record.receives == "failure":
-            failed = [e.parent_id for e in edges if self._state(e.parent_id) == State.FAILED]
-            return [failed[0], *record.args]
-        results = [self._records[e.parent_id].result for e in edges if e.kind == "needs"]
-        first = results[0] if record.receives == "result" else results
-        return [json.loads(json.dumps(first)), *record.args]
+        edges = sorted(self._to.get(record.id, ()), key=lambda e: e.position)
+        inputs = [
+            StepInput(
+                e.parent_id, e.kind, parent.state.value, json.loads(json.dumps(parent.result))
+            )
+            for e in edges
+            if (parent := self._records.get(e.parent_id)) is not None
+        ]
+        return with_inputs(record, inputs)
 
     def moved(self, record: TaskRecord) -> None:
         """What the store's triggers do after ``record`` reached its state."""
-        for edge in [e for e in self._edges_from(record.id) if e.child_id in self._records]:
+        for edge in [e for e in self._from.get(record.id, ()) if e.child_id in self._records]:
             child = self._records[edge.child_id]
             if child.state != State.WAITING:
                 continue
@@ -106,12 +117,12 @@ class WorkflowRuns:
             elif edge.kind == "error" and record.state == State.FAILED:
                 child.state = State.QUEUED
             elif all(self._state(e.parent_id) in (State.SUCCEEDED, State.CANCELLED)
-                     for e in self._edges_to(child.id)):  # fmt: skip
+                     for e in self._to.get(child.id, ())):  # fmt: skip
                 self._drop(child.id)  # an error step nobody can need any more
 
     def _settle(self, record: TaskRecord) -> None:
         """A step waits while a need has not succeeded; queued when none is left."""
-        edges = self._edges_to(record.id)
+        edges = self._to.get(record.id, [])
         needs = [e.parent_id for e in edges if e.kind == "needs"]
         ended = [p for p in needs if self._state(p) in ENDED]
         if ended:
@@ -133,15 +144,6 @@ class WorkflowRuns:
     def _state(self, task_id: str) -> State | None:
         found = self._records.get(task_id)
         return None if found is None else found.state
-
-    def _edges(self) -> list[Edge]:
-        return [e for w in self._workflows.values() for e in w.edges]
-
-    def _edges_to(self, task_id: str) -> list[Edge]:
-        return [e for e in self._edges() if e.child_id == task_id]
-
-    def _edges_from(self, task_id: str) -> list[Edge]:
-        return [e for e in self._edges() if e.parent_id == task_id]
 
 
 def refuse_in_batch(calls: list[TaskCall[Any]]) -> None:
