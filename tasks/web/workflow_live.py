@@ -16,20 +16,16 @@ event that says ``done``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from tasks.errors import NotAcceptingError, StoreUnavailableError
-from tasks.events import TaskEvent
 from tasks.extension import Tasks
 from tasks.model import State
 from tasks.store.graphs import WorkflowRecord
 from tasks.summary import TaskSummary
-from tasks.web.live import MIN_ROUND, wait_round
+from tasks.web.rounds import paced_rounds
 from tasks.web.shutdown import Terminated
-from tasks.web.sse import RETRY_MS, stopping
 from tasks.web.workflow_views import parents_of, status_view, step_view
 
 READ_BATCH = 500
@@ -49,7 +45,7 @@ async def _summaries(tasks: Tasks, ids: list[str]) -> dict[str, TaskSummary]:
     return found
 
 
-async def workflow_events(
+def workflow_events(
     tasks: Tasks,
     workflow: WorkflowRecord,
     *,
@@ -57,60 +53,46 @@ async def workflow_events(
     poll_interval: float,
     keepalive: float,
 ) -> AsyncIterator[bytes]:
-    """Yield ``step``, ``removed`` and ``workflow`` events until the workflow is done,
-    the client leaves or the server stops (see the module)."""
-    loop = asyncio.get_running_loop()
-    woken = asyncio.Event()
-    stop = asyncio.ensure_future(terminated.wait()) if terminated is not None else None
-    step_ids = sorted(step.id for step in workflow.steps)
-    parents = parents_of(workflow.edges)
-    followed = set(step_ids)
+    """The stream of ``step``, ``removed`` and ``workflow`` events, until the workflow is
+    done, the client leaves or the server stops (see the module)."""
+    state = _WorkflowRound(tasks, workflow)
+    return paced_rounds(
+        tasks,
+        state.round,
+        wakes=lambda event: event.task_id in state.followed,
+        terminated=terminated,
+        poll_interval=poll_interval,
+        keepalive=keepalive,
+    )
 
-    def wake(event: TaskEvent) -> None:
-        if event.task_id in followed:
-            woken.set()
 
-    sent: dict[str, int] = {}
-    status: dict[str, Any] | None = None
-    tasks.add_listener(wake)
-    try:
-        yield f"retry: {RETRY_MS}\n\n".encode()
-        quiet_until = loop.time() + keepalive
-        while not stopping(tasks, stop):
-            woken.clear()
-            started = loop.time()
-            try:
-                found = await _summaries(tasks, step_ids)
-            except (NotAcceptingError, StoreUnavailableError):
-                return  # the client reconnects once the server is back
-            out: list[bytes] = []
-            states: dict[str, State] = {}
-            for task_id in step_ids:
-                summary = found.get(task_id)
-                if summary is None:
-                    out.append(_event("removed", {"id": task_id}))
-                    continue
-                states[task_id] = summary.state
-                if sent.get(task_id) != summary.version:
-                    sent[task_id] = summary.version
-                    out.append(_event("step", step_view(summary, parents.get(task_id, []))))
-            step_ids = list(states)
-            now = status_view(workflow.id, states, workflow.result_ids)
-            if now != status:
-                status = now
-                out.append(_event("workflow", now))
-            for chunk in out:
-                yield chunk
-            if now["done"]:
-                return
-            if out:
-                quiet_until = loop.time() + keepalive
-            elif loop.time() >= quiet_until:
-                yield b": keep-alive\n\n"
-                quiet_until = loop.time() + keepalive
-            await wait_round(woken, stop, poll_interval)
-            await wait_round(None, stop, started + MIN_ROUND - loop.time())
-    finally:
-        tasks.remove_listener(wake)
-        if stop is not None:
-            stop.cancel()
+class _WorkflowRound:
+    """What one workflow stream has sent, and one round of it."""
+
+    def __init__(self, tasks: Tasks, workflow: WorkflowRecord) -> None:
+        self.tasks, self.workflow = tasks, workflow
+        self.step_ids = sorted(step.id for step in workflow.steps)
+        self.followed = set(self.step_ids)
+        self.parents = parents_of(workflow.edges)
+        self.sent: dict[str, int] = {}
+        self.status: dict[str, Any] | None = None
+
+    async def round(self) -> tuple[list[bytes], bool]:
+        found = await _summaries(self.tasks, self.step_ids)
+        out: list[bytes] = []
+        states: dict[str, State] = {}
+        for task_id in self.step_ids:
+            summary = found.get(task_id)
+            if summary is None:
+                out.append(_event("removed", {"id": task_id}))
+                continue
+            states[task_id] = summary.state
+            if self.sent.get(task_id) != summary.version:
+                self.sent[task_id] = summary.version
+                out.append(_event("step", step_view(summary, self.parents.get(task_id, []))))
+        self.step_ids = list(states)
+        now = status_view(self.workflow.id, states, self.workflow.result_ids)
+        if now != self.status:
+            self.status = now
+            out.append(_event("workflow", now))
+        return out, bool(now["done"])
