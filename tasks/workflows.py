@@ -320,8 +320,9 @@ class WorkflowMethods:
                     mode.cancel(step.id)
             return len(unfinished)
         rt = self._facade().runtime
-        await self.get_workflow(workflow_id)
         changed = await rt.store.cancel_workflow(workflow_id)
+        if changed is None:
+            raise WorkflowNotFoundError(f"no workflow with id {workflow_id}")
         for task_id in changed:
             if rt.dispatcher is not None:
                 rt.dispatcher.cancel_local(task_id)

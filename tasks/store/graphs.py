@@ -128,8 +128,9 @@ class Workflows(Protocol):
     async def insert_workflow(self, workflow: NewWorkflow) -> None:
         """Write a whole workflow in one transaction, or nothing."""
 
-    async def cancel_workflow(self, workflow_id: str) -> list[str]:
-        """Cancel every unfinished step (running ones are asked to stop); their ids."""
+    async def cancel_workflow(self, workflow_id: str) -> list[str] | None:
+        """Cancel every unfinished step (running ones are asked to stop); their ids,
+        None if there is no such workflow."""
 
     async def workflow(self, workflow_id: str) -> WorkflowRecord | None:
         """A workflow with every step as it is now, or None."""

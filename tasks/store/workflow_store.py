@@ -46,9 +46,12 @@ class WorkflowStore:
         """
         await self._call(self._workflow_sql.insert_workflow, workflow)
 
-    async def cancel_workflow(self, workflow_id: str) -> builtins.list[str]:
-        """Cancel every unfinished step (running ones are asked to stop); their ids."""
-        ids: builtins.list[str] = await self._call(self._workflow_sql.cancel_workflow, workflow_id)
+    async def cancel_workflow(self, workflow_id: str) -> builtins.list[str] | None:
+        """Cancel every unfinished step (running ones are asked to stop); their ids,
+        None if there is no workflow with that id."""
+        ids: builtins.list[str] | None = await self._call(
+            self._workflow_sql.cancel_workflow, workflow_id
+        )
         return ids
 
     async def workflow(self, workflow_id: str) -> WorkflowRecord | None:

@@ -79,6 +79,9 @@ async def insert_workflow(tx: Tx, workflow: NewWorkflow) -> None:
     tx.notify = True
 
 
-async def cancel_workflow(tx: Tx, workflow_id: str) -> list[str]:
-    """Cancel every unfinished step of ``workflow_id``; the ids of those it changed."""
+async def cancel_workflow(tx: Tx, workflow_id: str) -> list[str] | None:
+    """Cancel every unfinished step of ``workflow_id``; the ids of those it changed,
+    None if there is no such workflow."""
+    if not await tx.conn.fetch(WORKFLOW, workflow_id):
+        return None
     return [row[0] for row in await tx.conn.fetch(_SQL["workflow_cancel"], tx.now, workflow_id)]

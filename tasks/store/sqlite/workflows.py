@@ -74,6 +74,9 @@ def insert_workflow(conn: sqlite3.Connection, workflow: NewWorkflow) -> None:
             conn.execute(_SQL["step_not_run"], (now, message, edge.child_id))
 
 
-def cancel_workflow(conn: sqlite3.Connection, workflow_id: str) -> list[str]:
-    """Cancel every unfinished step of ``workflow_id``; the ids of those it changed."""
+def cancel_workflow(conn: sqlite3.Connection, workflow_id: str) -> list[str] | None:
+    """Cancel every unfinished step of ``workflow_id``; the ids of those it changed,
+    None if there is no such workflow."""
+    if not conn.execute(WORKFLOW, (workflow_id,)).fetchall():
+        return None
     return [row[0] for row in conn.execute(_SQL["workflow_cancel"], (time.time(), workflow_id))]
