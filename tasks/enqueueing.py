@@ -62,16 +62,21 @@ async def enqueue_rows(
     for row in rows:
         if row.run_at > now:
             rt.wake_at(row.run_at)
-    handles = []
-    for row, result in zip(rows, inserted, strict=True):
-        if result.created:
-            rt.bus.emit(TaskEvent("enqueued", row.id, row.name))
-        handles.append((row, TaskHandle[Any](tasks, result.id, created=result.created)))
+    await announce(rt, [row for row, r in zip(rows, inserted, strict=True) if r.created])
+    return [
+        (row, TaskHandle[Any](tasks, result.id, created=result.created))
+        for row, result in zip(rows, inserted, strict=True)
+    ]
+
+
+async def announce(rt: Runtime, created: list[NewTask]) -> None:
+    """Tell this process of rows just committed: an ``enqueued`` event each, then the
+    ``on_enqueue`` hooks."""
+    for row in created:
+        rt.bus.emit(TaskEvent("enqueued", row.id, row.name))
     if rt.hooks.has("on_enqueue"):
-        for row, result in zip(rows, inserted, strict=True):
-            if result.created:
-                await rt.hooks.run("on_enqueue", queued_record(row))
-    return handles
+        for row in created:
+            await rt.hooks.run("on_enqueue", queued_record(row))
 
 
 async def enqueue_with_record(

@@ -13,9 +13,8 @@ import functools
 import time
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from tasks.enqueueing import accepting_runtime, new_task, queued_record
+from tasks.enqueueing import accepting_runtime, announce, new_task
 from tasks.errors import TaskNotFoundError
-from tasks.events import TaskEvent
 from tasks.handle import TaskHandle
 from tasks.model import new_id
 from tasks.registry import TaskCall
@@ -131,7 +130,4 @@ async def _write(tasks: Tasks, workflow: NewWorkflow) -> None:
     for row in workflow.steps:
         if row.run_at > now:
             rt.wake_at(row.run_at)
-        rt.bus.emit(TaskEvent("enqueued", row.id, row.name))
-    if rt.hooks.has("on_enqueue"):
-        for row in workflow.steps:
-            await rt.hooks.run("on_enqueue", queued_record(row))
+    await announce(rt, workflow.steps)

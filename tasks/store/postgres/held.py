@@ -19,8 +19,6 @@ notification connection comes back after a loss.
 
 from __future__ import annotations
 
-import time
-
 HOLD_SECONDS = 0.1
 """How long a claim that admitted no limited task lets later claims skip limited tasks."""
 
@@ -33,9 +31,9 @@ class HeldLimits:
     def __init__(self) -> None:
         self.until = 0.0
 
-    def active(self, now: float | None = None) -> bool:
-        """Whether claims may skip limited tasks at ``now`` (default: the current time)."""
-        return (time.time() if now is None else now) < self.until
+    def active(self, now: float) -> bool:
+        """Whether claims may skip limited tasks at ``now``."""
+        return now < self.until
 
     def hold(self, now: float, reopens: float | None) -> None:
         """Every due limited task was held back at ``now``; the first rate window reopens

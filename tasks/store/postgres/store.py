@@ -43,7 +43,7 @@ from tasks.store.postgres.notifications import NOTIFY, NOTIFY_LIMITS, NewWorkLis
 from tasks.store.postgres.reads import PostgresReads
 from tasks.store.postgres.transaction import request_error, run_transaction
 from tasks.store.postgres.workers import PostgresWorkers
-from tasks.store.postgres.writes import check_storable, has_key_limits, insert_tasks
+from tasks.store.postgres.writes import check_storable, insert_tasks
 from tasks.store.schedule_store import ScheduleStore
 from tasks.store.workflow_store import WorkflowStore
 
@@ -232,7 +232,8 @@ class PostgresStore(ScheduleStore, WorkflowStore, PostgresWorkers, PostgresReads
         answers = await insert_tasks(conn, tasks)
         created = [t for a, t in zip(answers, tasks, strict=True) if a.created]
         if created:
-            await conn.execute(NOTIFY_LIMITS if any(map(has_key_limits, created)) else NOTIFY)
+            limited = any(t.limits.claim_limited for t in created)
+            await conn.execute(NOTIFY_LIMITS if limited else NOTIFY)
         return answers
 
     async def claim(

@@ -62,7 +62,7 @@ def _plain_inserts(batch: Sequence[WriteRequest]) -> bool:
         and all(
             task.idempotency_key is None
             and task.limits.unique_key is None
-            and not writes.has_key_limits(task)
+            and not task.limits.claim_limited
             for task in request.payload[0]
         )
         for request in batch

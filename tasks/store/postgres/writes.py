@@ -55,11 +55,6 @@ class Tx:
     """Notify with :data:`~.notifications.NOTIFY_LIMITS` (tasks with limits were added)."""
 
 
-def has_key_limits(task: NewTask) -> bool:
-    """Whether ``task`` has a concurrency or a rate limit (its claim takes the limited path)."""
-    return task.limits.concurrency_key is not None or task.limits.rate_key is not None
-
-
 def clean(text: str | None) -> str | None:
     """Free text made storable: PostgreSQL text holds no NUL and no lone surrogate.
 
@@ -116,7 +111,7 @@ async def apply_inserts(
     all_tasks: list[NewTask] = [t for i in accepted for t in batch[i].payload[0]]
     answers = await insert_tasks(tx.conn, all_tasks)
     tx.notify = tx.notify or any(a.created for a in answers)
-    if any(a.created and has_key_limits(t) for a, t in zip(answers, all_tasks, strict=True)):
+    if any(a.created and t.limits.claim_limited for a, t in zip(answers, all_tasks, strict=True)):
         tx.notify_limits = True
     start = 0
     for index in accepted:
